@@ -1,0 +1,103 @@
+# ringfetch - plain Makefile. `make` builds the libraries and the command line tool in
+# build/; SANITIZE=address,undefined builds the same into build-san/; V=1 shows commands.
+
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+B := build
+else
+B := build-san
+endif
+
+CC ?= cc
+PKGS := liburing libcares
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -MMD -MP
+CPPFLAGS += -Iinclude -Iengine -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -lcares) -lpthread
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+ENGINE_SRC := $(wildcard engine/*.c)
+CLI_SRC := $(wildcard engine/cli/*.c)
+LLHTTP_SRC := $(wildcard $(LLHTTP_DIR)/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(B)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(B)/obj/%.o)
+LLHTTP_OBJ := $(patsubst $(LLHTTP_DIR)/%.c,$(B)/obj/llhttp/%.o,$(LLHTTP_SRC))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+LIB_A := $(B)/libringfetch.a
+LIB_SO := $(B)/libringfetch.so
+BIN := $(B)/ringfetch
+
+.PHONY: all clean test test-san demo setup unit
+all: $(LIB_A) $(LIB_SO) $(BIN) $(UNIT_BIN)
+
+$(B)/obj/engine/%.o: engine/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DRF_BUILDING_LIBRARY -c $< -o $@
+
+# llhttp's generated C is compiled as shipped, without our warning set.
+$(B)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -w -c $< -o $@
+
+$(LIB_A): $(ENGINE_OBJ) $(LLHTTP_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(ENGINE_OBJ) $(LLHTTP_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,libringfetch.so.0 $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BIN): $(CLI_OBJ) $(LIB_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB_A) -o $@ $(LDLIBS) -lm
+
+$(B)/obj/engine/cli/%.o: engine/cli/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
+
+$(B)/tests/%: tests/unit/%.c $(LIB_A) tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(WARN) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS) -lm
+
+setup:
+	$(Q)scripts/setup
+
+# The two commands of the README. Both install what is missing first.
+demo: setup
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo
+
+test: setup
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)/usr/bin/python3 tests/run.py --build $(B)
+
+test-san: setup
+	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined CFLAGS="-O1 -g" all
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    /usr/bin/python3 tests/run.py --build build-san
+
+clean:
+	rm -rf build build-san
+
+-include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)

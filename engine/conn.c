@@ -1,0 +1,483 @@
+/* conn.c - the connection state machine: every slot's life as ring operations and completions. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "internal.h"
+#include "udata.h"
+
+#define BACKOFF_US 50000 /* wait before retrying after EMFILE/ENFILE/EADDRNOTAVAIL */
+#define BACKOFF_TRIES 5
+
+static int has_job(enum conn_state s) { return s >= C_RESOLVING; }
+
+static struct wentry *job_entry(struct worker *e, struct conn *c) { return window_at(&e->eng->win, c->job); }
+
+/* Direct descriptor of the slot's live socket: two per slot, alternating, so the close of an
+ * old socket can never land on its successor however the kernel orders the two. */
+static unsigned file_index(const struct conn *c) { return c->idx * 2 + c->parity; }
+
+void conn_set_state(struct worker *e, struct conn *c, enum conn_state s)
+{
+    enum conn_state old = (enum conn_state)c->state;
+
+    if (has_job(old) && !has_job(s)) {
+        e->busy--;
+        list_del(&c->timer);
+    } else if (!has_job(old) && has_job(s)) {
+        e->busy++;
+    }
+    if (old == C_CONNECTING || old == C_BACKOFF)
+        list_del(&c->ctimer);
+    c->state = (uint8_t)s;
+    switch (s) {
+    case C_FREE:
+        pool_put_free(e, c);
+        break;
+    case C_IDLE:
+        pool_put_idle(e, c);
+        break;
+    case C_RESOLVING:
+    case C_ACTIVE:
+        break;
+    case C_BACKOFF:
+        c->conn_deadline = e->now + BACKOFF_US;
+        list_add_tail(&e->backoffs, &c->ctimer);
+        break;
+    case C_CONNECTING:
+        c->conn_deadline = e->now + (uint64_t)e->eng->cfg.connect_timeout_ms * 1000;
+        list_add_tail(&e->conn_deadlines, &c->ctimer);
+        break;
+    }
+}
+
+/* Make sure `n` SQEs fit, so a linked chain is never split across two submissions. */
+static void ring_reserve(struct rf_ring *r, unsigned n)
+{
+    if (io_uring_sq_space_left(&r->uring) < n)
+        io_uring_submit(&r->uring);
+}
+
+static void drop_socket(struct worker *e, struct conn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (c->has_socket) {
+        ring_reserve(&e->ring, 2);
+        /* Cancel whatever still runs on the socket (the multishot recv), then close it;
+         * a hard link keeps the close even when there was nothing to cancel. */
+        sqe = ring_sqe(&e->ring);
+        io_uring_prep_cancel_fd(sqe, (int)file_index(c),
+                                IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
+        sqe->flags |= IOSQE_IO_HARDLINK;
+        io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+        sqe = ring_sqe(&e->ring);
+        io_uring_prep_close_direct(sqe, file_index(c));
+        io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+        c->parity ^= 1;
+        c->has_socket = 0;
+        c->recv_armed = 0;
+    }
+    c->gen = (c->gen + 1) & UD_GEN_MASK; /* completions still in flight are now stale */
+}
+
+void conn_close(struct worker *e, struct conn *c)
+{
+    drop_socket(e, c);
+    conn_set_state(e, c, C_FREE);
+}
+
+static void arm_recv(struct worker *e, struct conn *c)
+{
+    struct io_uring_sqe *sqe = ring_sqe(&e->ring);
+
+    io_uring_prep_recv_multishot(sqe, (int)file_index(c), NULL, 0, 0);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+    sqe->buf_group = RF_BGID;
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_RECV, c->gen, c->idx));
+    c->recv_armed = 1;
+}
+
+/* Queue the next piece of the request: the rest of the head, then the body. */
+static void send_next(struct worker *e, struct conn *c, unsigned sqe_flags)
+{
+    struct wentry *w = job_entry(e, c);
+    struct io_uring_sqe *sqe = ring_sqe(&e->ring);
+
+    if (c->soff < c->slen)
+        io_uring_prep_send(sqe, (int)file_index(c), c->sbuf + c->soff, c->slen - c->soff,
+                           MSG_NOSIGNAL);
+    else
+        io_uring_prep_send(sqe, (int)file_index(c), (const char *)w->body + c->body_off,
+                           w->body_len - c->body_off, MSG_NOSIGNAL);
+    sqe->flags |= IOSQE_FIXED_FILE | sqe_flags;
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_SEND, c->gen, c->idx));
+}
+
+static int send_done(struct worker *e, struct conn *c)
+{
+    return c->soff == c->slen && c->body_off == job_entry(e, c)->body_len;
+}
+
+/* socket -> connect -> send as one linked chain: a new connection costs one submission. */
+static void conn_connect(struct worker *e, struct conn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    ring_reserve(&e->ring, 3);
+    sqe = ring_sqe(&e->ring);
+    io_uring_prep_socket_direct(sqe, c->addr.ss_family, SOCK_STREAM, 0, file_index(c), 0);
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_SOCKET, c->gen, c->idx));
+    sqe = ring_sqe(&e->ring);
+    io_uring_prep_connect(sqe, (int)file_index(c), (struct sockaddr *)&c->addr, c->addrlen);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_CONNECT, c->gen, c->idx));
+    c->soff = 0;
+    c->body_off = c->body_in_sbuf ? job_entry(e, c)->body_len : 0;
+    send_next(e, c, 0);
+    c->has_socket = 1;
+    c->t_conn_start = e->now;
+    e->stats.connects++;
+    http1_begin_response(e, c);
+    conn_set_state(e, c, C_CONNECTING);
+}
+
+static void set_origin(struct conn *c, const struct rf_url *u, const char *host_lc, uint32_t hash)
+{
+    c->scheme = u->scheme;
+    c->port = u->port;
+    c->host_len = (uint8_t)u->host_len;
+    memcpy(c->host, host_lc, u->host_len);
+    c->origin_hash = hash;
+}
+
+void conn_start_job(struct worker *e, struct conn *c, uint64_t job, const struct rf_url *u,
+                    const char *host_lc, uint32_t hash)
+{
+    struct wentry *w = window_at(&e->eng->win, job);
+    enum conn_state prev = (enum conn_state)c->state;
+    int ret;
+
+    c->job = job;
+    c->t_admit = e->now;
+    c->t_connected = c->t_first = 0;
+    c->deadline = e->now + (uint64_t)e->eng->cfg.timeout_ms * 1000;
+    c->retried = c->got_bytes = c->tries = c->extra = 0;
+    list_add_tail(&e->deadlines, &c->timer);
+    ret = http1_write_request(e, c, w, u, w->str);
+    if (ret == 0 && w->body_len <= CONN_SBUF - c->slen) {
+        if (w->body_len)
+            memcpy(c->sbuf + c->slen, w->body, w->body_len);
+        c->slen += (uint32_t)w->body_len;
+        c->body_in_sbuf = 1;
+    } else {
+        c->body_in_sbuf = 0;
+    }
+    if (prev == C_IDLE) {
+        /* Kept-alive connection to this origin: its multishot recv is still armed. */
+        c->reused = 1;
+        c->t_conn_start = c->t_connected = e->now;
+        conn_set_state(e, c, C_ACTIVE);
+        if (ret)
+            return conn_finish(e, c, (rf_error)-ret);
+        c->soff = 0;
+        c->body_off = c->body_in_sbuf ? w->body_len : 0;
+        http1_begin_response(e, c);
+        send_next(e, c, 0);
+        return;
+    }
+    c->reused = 0;
+    set_origin(c, u, host_lc, hash);
+    conn_set_state(e, c, C_RESOLVING);
+    if (ret)
+        return conn_finish(e, c, (rf_error)-ret);
+    ret = dns_lookup(e->dns, host_lc, u->host_len, u->port, &c->addr, &c->addrlen,
+                     (uint64_t)c->idx << 40 | (job & 0xffffffffffull));
+    if (ret < 0)
+        return conn_finish(e, c, RF_ERR_DNS);
+    if (ret == 0)
+        conn_connect(e, c);
+}
+
+void conn_dns_done(void *ctx, uint64_t cookie, int err, const struct sockaddr *sa,
+                   socklen_t salen)
+{
+    struct worker *e = ctx;
+    uint32_t idx = (uint32_t)(cookie >> 40);
+    struct conn *c;
+
+    if (idx >= e->nconns)
+        return;
+    c = &e->conns[idx];
+    /* The job may have timed out or been cancelled while the query ran. */
+    if (c->state != C_RESOLVING || (c->job & 0xffffffffffull) != (cookie & 0xffffffffffull))
+        return;
+    if (err || salen > sizeof(c->addr))
+        return conn_finish(e, c, RF_ERR_DNS);
+    memcpy(&c->addr, sa, salen);
+    c->addrlen = salen;
+    conn_connect(e, c);
+}
+
+static void set_ip(struct wentry *w, const struct conn *c)
+{
+    char buf[INET6_ADDRSTRLEN];
+    const void *a;
+
+    if (!c->addrlen)
+        return;
+    if (c->addr.ss_family == AF_INET6)
+        a = &((const struct sockaddr_in6 *)&c->addr)->sin6_addr;
+    else
+        a = &((const struct sockaddr_in *)&c->addr)->sin_addr;
+    if (inet_ntop(c->addr.ss_family, a, buf, sizeof(buf)))
+        w->ip = wentry_append(w, buf, (uint32_t)strlen(buf));
+}
+
+static uint32_t since_admit(const struct conn *c, uint64_t t)
+{
+    uint64_t d = t ? t - c->t_admit : 0;
+
+    return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+}
+
+/* The job on `c` has its result: record it, then keep the connection or close it. */
+void conn_finish(struct worker *e, struct conn *c, rf_error err)
+{
+    struct wentry *w = job_entry(e, c);
+    int keep;
+
+    w->err = err;
+    w->reused = c->reused;
+    w->connect_us = c->reused ? 0 : since_admit(c, c->t_connected);
+    w->ttfb_us = since_admit(c, c->t_first);
+    w->total_us = since_admit(c, e->now);
+    set_ip(w, c);
+    if (err != RF_OK)
+        e->stats.errors++;
+    engine_job_done(e, w, c->job);
+    keep = err == RF_OK && e->eng->cfg.keepalive && !e->cancelling && !c->extra &&
+           c->has_socket && llhttp_should_keep_alive(&c->parser);
+    if (keep)
+        conn_set_state(e, c, C_IDLE);
+    else
+        conn_close(e, c);
+}
+
+/* A kept-alive connection the server had already closed: run the job once more on a new one. */
+static int retry_stale(struct worker *e, struct conn *c)
+{
+    if (!c->reused || c->got_bytes || c->retried)
+        return 0;
+    drop_socket(e, c);
+    wentry_reset_response(job_entry(e, c));
+    c->reused = 0;
+    c->retried = 1;
+    conn_connect(e, c);
+    return 1;
+}
+
+static int resource_error(int res)
+{
+    return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM ||
+           res == -EADDRNOTAVAIL || res == -EAGAIN;
+}
+
+static rf_error connect_error(int res)
+{
+    switch (-res) {
+    case ECONNREFUSED:
+        return RF_ERR_REFUSED;
+    case ETIMEDOUT:
+        return RF_ERR_CONNECT_TIMEOUT;
+    case ECONNRESET:
+        return RF_ERR_RESET;
+    default:
+        return RF_ERR_UNREACHABLE;
+    }
+}
+
+static void connect_failed(struct worker *e, struct conn *c, int res)
+{
+    if (resource_error(res)) {
+        drop_socket(e, c);
+        if (++c->tries < BACKOFF_TRIES) {
+            conn_set_state(e, c, C_BACKOFF);
+            return;
+        }
+        return conn_finish(e, c, RF_ERR_RESOURCE);
+    }
+    conn_finish(e, c, connect_error(res));
+}
+
+static void on_send(struct worker *e, struct conn *c, int res)
+{
+    if (res < 0) {
+        if (c->state == C_CONNECTING && res == -ECANCELED)
+            return; /* the connect before it failed and says why */
+        if (!retry_stale(e, c))
+            conn_finish(e, c, res == -ECANCELED ? RF_ERR_CLOSED : RF_ERR_RESET);
+        return;
+    }
+    if (c->soff < c->slen)
+        c->soff += (uint32_t)res;
+    else
+        c->body_off += (size_t)res;
+    if (!send_done(e, c))
+        send_next(e, c, 0); /* a short send: the socket buffer was full */
+}
+
+/* Feed response bytes to llhttp; finish the job when the response is complete or broken. */
+static void on_data(struct worker *e, struct conn *c, const char *p, size_t n)
+{
+    llhttp_errno_t err;
+
+    if (!c->got_bytes) {
+        c->got_bytes = 1;
+        c->t_first = e->now;
+    }
+    err = llhttp_execute(&c->parser, p, n);
+    if (err == HPE_OK)
+        return;
+    if (err == HPE_PAUSED && c->msg_done) {
+        /* Anything after the response we asked for means we lost track of the stream. */
+        c->extra = llhttp_get_error_pos(&c->parser) != p + n;
+        return conn_finish(e, c, RF_OK);
+    }
+    conn_finish(e, c, c->fail ? (rf_error)c->fail : RF_ERR_PROTOCOL);
+}
+
+static void on_eof(struct worker *e, struct conn *c)
+{
+    if (c->state == C_IDLE)
+        return conn_close(e, c);
+    if (retry_stale(e, c))
+        return;
+    /* A body delimited by the close is complete only now: llhttp_finish() says so. */
+    if (c->got_bytes)
+        llhttp_finish(&c->parser);
+    conn_finish(e, c, c->msg_done ? RF_OK : c->fail ? (rf_error)c->fail : RF_ERR_CLOSED);
+}
+
+static void on_recv(struct worker *e, struct conn *c, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        c->recv_armed = 0;
+    if (res > 0) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+        if (c->state == C_IDLE) /* bytes nobody asked for on an idle connection */
+            conn_close(e, c);
+        else
+            on_data(e, c, ring_buf(&e->ring, bid), (size_t)res);
+        ring_buf_return(&e->ring, bid);
+    } else if (res == 0) {
+        return on_eof(e, c);
+    } else if (res == -ENOBUFS) {
+        /* The buffer ring ran dry for a moment: buffers come back this turn, re-arm. */
+    } else if (c->state == C_IDLE) {
+        return conn_close(e, c);
+    } else if (!retry_stale(e, c)) {
+        return conn_finish(e, c, res == -ECONNRESET || res == -EPIPE ? RF_ERR_RESET
+                                                                     : RF_ERR_CLOSED);
+    }
+    if (c->has_socket && !c->recv_armed && (c->state == C_ACTIVE || c->state == C_IDLE))
+        arm_recv(e, c);
+}
+
+void conn_handle_cqe(struct worker *e, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    uint32_t idx = ud_idx(ud);
+    struct conn *c = idx < e->nconns ? &e->conns[idx] : NULL;
+
+    if (!c || ud_gen(ud) != c->gen) {
+        /* Stale: the slot moved on. A buffer it carries still goes back to the ring. */
+        if (cqe->flags & IORING_CQE_F_BUFFER)
+            ring_buf_return(&e->ring, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        return;
+    }
+    switch (ud_op(ud)) {
+    case OP_SOCKET:
+        if (cqe->res < 0)
+            connect_failed(e, c, cqe->res);
+        break;
+    case OP_CONNECT:
+        if (cqe->res == -ECANCELED)
+            break; /* the socket before it failed and said why */
+        if (cqe->res < 0)
+            return connect_failed(e, c, cqe->res);
+        c->t_connected = e->now;
+        conn_set_state(e, c, C_ACTIVE);
+        arm_recv(e, c);
+        break;
+    case OP_SEND:
+        on_send(e, c, cqe->res);
+        break;
+    case OP_RECV:
+        on_recv(e, c, cqe);
+        break;
+    case OP_IGNORE:
+    case OP_DNS_POLL:
+    case OP_WAKE:
+        break;
+    }
+}
+
+/* Deadlines are queued in the order they were set and share one length: the heads are
+ * the earliest, so expiry never scans. */
+void conn_expire(struct worker *e)
+{
+    while (!list_empty(&e->conn_deadlines)) {
+        struct conn *c = list_entry(e->conn_deadlines.next, struct conn, ctimer);
+
+        if (c->conn_deadline > e->now)
+            break;
+        conn_finish(e, c, RF_ERR_CONNECT_TIMEOUT);
+    }
+    while (!list_empty(&e->deadlines)) {
+        struct conn *c = list_entry(e->deadlines.next, struct conn, timer);
+
+        if (c->deadline > e->now)
+            break;
+        conn_finish(e, c, RF_ERR_TIMEOUT);
+    }
+    while (!list_empty(&e->backoffs)) {
+        struct conn *c = list_entry(e->backoffs.next, struct conn, ctimer);
+
+        if (c->conn_deadline > e->now)
+            break;
+        conn_connect(e, c);
+    }
+}
+
+int64_t conn_next_deadline(const struct worker *e)
+{
+    int64_t t = -1;
+    const struct list *heads[] = {&e->deadlines, &e->conn_deadlines, &e->backoffs};
+
+    for (size_t i = 0; i < 3; i++) {
+        const struct conn *c;
+        uint64_t d;
+
+        if (list_empty(heads[i]))
+            continue;
+        c = i == 0 ? list_entry(heads[i]->next, struct conn, timer)
+                   : list_entry(heads[i]->next, struct conn, ctimer);
+        d = i == 0 ? c->deadline : c->conn_deadline;
+        if (t < 0 || (int64_t)d < t)
+            t = (int64_t)d;
+    }
+    return t;
+}
+
+void conn_cancel_all(struct worker *e)
+{
+    for (uint32_t i = 0; i < e->nconns; i++)
+        if (has_job((enum conn_state)e->conns[i].state))
+            conn_finish(e, &e->conns[i], RF_ERR_CANCELLED);
+}

@@ -1,0 +1,132 @@
+/* ring.c - ring setup with the best flags the kernel takes, a never-NULL get_sqe, buffer ring. */
+#include "ring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/*
+ * SINGLE_ISSUER|DEFER_TASKRUN (6.1) runs completion work only when this thread waits,
+ * which avoids task-work interrupts while we are busy parsing. COOP_TASKRUN (5.19) is
+ * the fallback; a plain ring is the last resort.
+ */
+static int ring_setup(struct io_uring *u, unsigned entries)
+{
+    static const unsigned tries[] = {
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int ret = -EINVAL;
+
+    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+        struct io_uring_params p;
+
+        memset(&p, 0, sizeof(p));
+        p.flags = tries[i] | IORING_SETUP_CQSIZE;
+        p.cq_entries = entries * 4;
+        ret = io_uring_queue_init_params(entries, u, &p);
+        if (ret != -EINVAL)
+            return ret;
+    }
+    return ret;
+}
+
+/*
+ * liburing 2.3 has no io_uring_setup_buf_ring(): map the ring memory ourselves and
+ * register it with IORING_REGISTER_PBUF_RING through io_uring_register_buf_ring().
+ */
+static int buf_ring_setup(struct rf_ring *r, unsigned nbufs, unsigned buf_size)
+{
+    struct io_uring_buf_reg reg;
+    size_t ring_bytes = (size_t)nbufs * sizeof(struct io_uring_buf);
+    void *mem;
+    int ret;
+
+    mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED)
+        return -errno;
+    r->br = mem;
+    r->bufs = malloc((size_t)nbufs * buf_size);
+    if (!r->bufs) {
+        ret = -ENOMEM;
+        goto fail;
+    }
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long)mem;
+    reg.ring_entries = nbufs;
+    reg.bgid = RF_BGID;
+    ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
+    if (ret)
+        goto fail;
+    r->nbufs = nbufs;
+    r->buf_size = buf_size;
+    r->br_mask = io_uring_buf_ring_mask(nbufs);
+    io_uring_buf_ring_init(r->br);
+    for (unsigned i = 0; i < nbufs; i++)
+        io_uring_buf_ring_add(r->br, ring_buf(r, i), buf_size, (unsigned short)i, r->br_mask,
+                              (int)i);
+    io_uring_buf_ring_advance(r->br, (int)nbufs);
+    return 0;
+fail:
+    free(r->bufs);
+    r->bufs = NULL;
+    munmap(mem, ring_bytes);
+    r->br = NULL;
+    return ret;
+}
+
+int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbufs,
+              unsigned buf_size)
+{
+    int ret;
+
+    memset(r, 0, sizeof(*r));
+    ret = ring_setup(&r->uring, entries);
+    if (ret)
+        return ret;
+    if (nfiles) {
+        ret = io_uring_register_files_sparse(&r->uring, nfiles);
+        if (ret)
+            goto fail;
+        r->nfiles = nfiles;
+    }
+    if (nbufs) {
+        ret = buf_ring_setup(r, nbufs, buf_size);
+        if (ret)
+            goto fail;
+    }
+    return 0;
+fail:
+    io_uring_queue_exit(&r->uring);
+    return ret;
+}
+
+void ring_exit(struct rf_ring *r)
+{
+    if (r->br) {
+        io_uring_unregister_buf_ring(&r->uring, RF_BGID);
+        munmap(r->br, (size_t)r->nbufs * sizeof(struct io_uring_buf));
+        free(r->bufs);
+    }
+    io_uring_queue_exit(&r->uring);
+    memset(r, 0, sizeof(*r));
+}
+
+struct io_uring_sqe *ring_sqe(struct rf_ring *r)
+{
+    struct io_uring_sqe *sqe;
+
+    /* SQ full: hand the queued entries to the kernel and continue, never drop work. */
+    while (!(sqe = io_uring_get_sqe(&r->uring)))
+        io_uring_submit(&r->uring);
+    return sqe;
+}
+
+void ring_buf_return(struct rf_ring *r, unsigned bid)
+{
+    io_uring_buf_ring_add(r->br, ring_buf(r, bid), r->buf_size, (unsigned short)bid,
+                          r->br_mask, 0);
+    io_uring_buf_ring_advance(r->br, 1);
+}

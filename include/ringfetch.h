@@ -1,0 +1,201 @@
+/*
+ * ringfetch.h - the public C API of libringfetch, an io_uring HTTP/1.1 fetch engine.
+ *
+ * An engine runs many HTTP requests at once on io_uring and hands their results back
+ * strictly in submission order, one result per request, whatever happened to it.
+ *
+ * Threading: an engine has no global state; several engines may live in one process.
+ * One thread at a time may call into a given engine. With cfg.threads > 1 the engine
+ * runs that many rings, one in the thread calling rf_step() and the others in threads of
+ * its own; results are still delivered only from the rf_step() thread, but the pull
+ * callback may then be called from any of the engine's threads (one at a time). rf_cancel() is the exception: it
+ * may be called from any thread or from a signal handler. Calls into the engine from
+ * inside its own callbacks are refused with RF_ERR_RECURSIVE (except rf_cancel()).
+ */
+#ifndef RINGFETCH_H
+#define RINGFETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RINGFETCH_VERSION_MAJOR 0
+#define RINGFETCH_VERSION_MINOR 1
+#define RINGFETCH_VERSION_PATCH 0
+#define RINGFETCH_VERSION_STR "0.1.0"
+#define RINGFETCH_VERSION_NUM 0x000100
+#define RINGFETCH_AT_LEAST_VERSION(x, y, z) \
+    (RINGFETCH_VERSION_NUM >= (((x) << 16) | ((y) << 8) | (z)))
+
+#if defined(RF_BUILDING_LIBRARY)
+#define RF_API __attribute__((visibility("default")))
+#else
+#define RF_API
+#endif
+
+/*
+ * Result and API error codes. The strings returned by rf_strerror() ("dns", "timeout",
+ * ...) are stable and appear in the command line tool's output.
+ */
+typedef enum rf_error {
+    RF_OK = 0,
+    RF_ERR_INVALID_URL,        /* the URL could not be parsed */
+    RF_ERR_UNSUPPORTED_SCHEME, /* not http:// (https:// until TLS is built in) */
+    RF_ERR_DNS,                /* the host name did not resolve */
+    RF_ERR_REFUSED,            /* connect: ECONNREFUSED */
+    RF_ERR_UNREACHABLE,        /* connect: network or host unreachable */
+    RF_ERR_CONNECT_TIMEOUT,    /* connect did not finish within connect_timeout_ms */
+    RF_ERR_TIMEOUT,            /* the request did not finish within timeout_ms */
+    RF_ERR_RESET,              /* the peer reset the connection */
+    RF_ERR_CLOSED,             /* the peer closed before a complete response */
+    RF_ERR_PROTOCOL,           /* the response is not valid HTTP/1.x */
+    RF_ERR_TOO_LARGE,          /* headers over max_header_bytes, or body over max_body */
+    RF_ERR_CANCELLED,          /* rf_cancel() ended the request */
+    RF_ERR_RESOURCE,           /* out of descriptors or local ports, after backing off */
+    RF_ERR_INVALID_ARG,        /* API misuse: a bad argument or configuration */
+    RF_ERR_NOMEM,              /* API: out of memory at creation */
+    RF_ERR_RECURSIVE,          /* API: called from inside one of the engine's callbacks */
+    RF_ERR_SYSTEM,             /* API: the kernel refused to set up io_uring */
+    RF_ERR__LAST               /* not an error: the number of codes */
+} rf_error;
+
+/* The stable short name of an error code ("ok", "invalid_url", "dns", ...). */
+RF_API const char *rf_strerror(rf_error err);
+
+/* The runtime library's version string, e.g. "0.1.0". */
+RF_API const char *rf_version(void);
+
+typedef struct rf_engine rf_engine;
+
+/*
+ * One request. The engine copies `url` at admission. `method`, `headers` and `body`
+ * are NOT copied: they must stay valid until the request's result has been delivered
+ * (a caller that sends the same method, headers and body to many URLs passes the same
+ * pointers each time).
+ */
+typedef struct rf_request {
+    const char *url;             /* absolute http:// URL (NUL-terminated) */
+    const char *method;          /* NULL means "GET" */
+    const char *const *headers;  /* "Name: value" lines without CRLF, or NULL */
+    size_t n_headers;
+    const void *body;            /* request body, or NULL */
+    size_t body_len;
+    void *userdata;              /* handed back in the result */
+} rf_request;
+
+/*
+ * One result, delivered to the result callback in submission order. Every pointer in it
+ * is valid only for the duration of the callback. Times are microseconds since the
+ * request was admitted (its slot granted): connect includes name resolution and is the
+ * admission-to-connected time (0 on a reused connection), ttfb is the first response
+ * byte, total the end.
+ */
+typedef struct rf_result {
+    uint64_t index;           /* 0-based submission position */
+    const char *url;
+    rf_error error;           /* RF_OK when a complete response arrived */
+    int status;               /* HTTP status, 0 when none was received */
+    uint64_t body_bytes;      /* body bytes received (after de-chunking) */
+    int64_t content_length;   /* Content-Length header, -1 when absent */
+    const char *location;     /* header values, NULL when absent */
+    const char *content_type;
+    const char *server;
+    const char *ip;           /* the peer's address as text, NULL if none was chosen */
+    const void *body;         /* the first min(body_bytes, keep_body) bytes */
+    size_t body_len;
+    uint32_t connect_us, ttfb_us, total_us;
+    int reused;               /* 1 when the request ran on a kept-alive connection */
+    void *userdata;
+} rf_result;
+
+/*
+ * The pull callback supplies the next request: fill *req and return 1, or return 0
+ * when the input has ended. The engine calls it only while it has room for one more
+ * request (a free slot and window space), so input is read lazily and memory stays
+ * bounded by the configuration, never by the input's size. The strings in *req must
+ * stay valid until the callback is called again (the URL is copied).
+ */
+typedef int (*rf_pull_fn)(void *userp, rf_request *req);
+
+/* Called once per request, in submission order. `res` is valid during the call only. */
+typedef void (*rf_result_fn)(void *userp, const rf_result *res);
+
+typedef struct rf_config {
+    unsigned concurrency;        /* slots: requests/connections at once. Default 100 */
+    unsigned threads;            /* ring threads sharing the slots and the window; 1 */
+    unsigned window;             /* ordered-result window; 0 = max(64*concurrency, 4096) */
+    unsigned connect_timeout_ms; /* default 10000 */
+    unsigned timeout_ms;         /* whole request, from admission to last byte. 30000 */
+    uint64_t max_body;           /* body bytes read before RF_ERR_TOO_LARGE; 0 = no cap */
+    uint32_t max_header_bytes;   /* response header bytes before RF_ERR_TOO_LARGE. 65536 */
+    size_t keep_body;            /* body bytes kept in the result; default 0 (count only) */
+    int keepalive;               /* reuse connections per origin; default 1 */
+    const char *dns_server;      /* "ADDR[:PORT]" used instead of resolv.conf, or NULL */
+    const char *const *resolve;  /* curl-style "host:port:addr" overrides, or NULL */
+    size_t n_resolve;
+    const char *hosts_file;      /* default "/etc/hosts" */
+    const char *user_agent;      /* default "ringfetch/VERSION"; "" sends none */
+    rf_pull_fn pull;             /* optional request source (see rf_pull_fn) */
+    void *pull_userp;
+    rf_result_fn on_result;      /* required */
+    void *result_userp;
+} rf_config;
+
+/* Counters for progress displays, readable between calls to rf_step(). */
+typedef struct rf_stats {
+    uint64_t submitted;  /* requests taken from rf_submit() or the pull callback */
+    uint64_t completed;  /* results delivered */
+    uint64_t errors;     /* results with error != RF_OK */
+    uint64_t in_flight;  /* requests holding a slot */
+    uint64_t connects;   /* connections opened */
+    uint64_t slots;      /* concurrency in effect: the configured one, or less when the
+                            open-file limit cannot hold its descriptor table */
+} rf_stats;
+
+/* Fill *cfg with the defaults above. Always call it before setting fields. */
+RF_API void rf_config_init(rf_config *cfg);
+
+/*
+ * Create an engine: sets up the ring, the slots, the buffers and the result window.
+ * Returns RF_OK and stores the engine in *out, or an error (nothing to free then).
+ * The configuration's strings are copied; the callbacks are kept.
+ */
+RF_API rf_error rf_engine_create(rf_engine **out, const rf_config *cfg);
+
+/*
+ * Queue one request after those already queued. Queued requests are admitted before
+ * the pull callback is asked for more. The URL is copied at once.
+ * Returns RF_OK, RF_ERR_NOMEM, RF_ERR_INVALID_ARG (NULL url) or RF_ERR_RECURSIVE.
+ */
+RF_API rf_error rf_submit(rf_engine *eng, const rf_request *req);
+
+/*
+ * Run one loop turn: admit what fits, submit the queued ring operations in one call,
+ * wait at most timeout_ms for completions, handle them and deliver the results that
+ * are now in order. Returns 1 while work remains, 0 when every queued or pulled
+ * request has its result and the pull callback has reported the end of input, or a
+ * negative rf_error on a fatal engine error.
+ */
+RF_API int rf_step(rf_engine *eng, int timeout_ms);
+
+/* rf_step() until it returns 0 or an error. Returns RF_OK or the error. */
+RF_API rf_error rf_run(rf_engine *eng);
+
+/*
+ * Stop admitting requests and end those in flight with RF_ERR_CANCELLED; the next
+ * rf_step() delivers them. Async-signal-safe; callable from any thread.
+ */
+RF_API void rf_cancel(rf_engine *eng);
+
+RF_API void rf_get_stats(const rf_engine *eng, rf_stats *st);
+
+/* Free everything. Requests still in flight are dropped without results. */
+RF_API void rf_engine_destroy(rf_engine *eng);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RINGFETCH_H */
