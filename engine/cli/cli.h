@@ -1,0 +1,25 @@
+/* cli.h - what the command line tool's files share: option value parsing and the commands. */
+#ifndef RF_CLI_H
+#define RF_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+int cmd_fetch(int argc, char **argv);
+
+/* "1.5" seconds, or with a unit "250ms", "2s", "1m". Returns 0 or -1. */
+int parse_duration_ms(const char *s, uint64_t *ms);
+/* "1000", "64k", "1M", "2G" (powers of 1024). Returns 0 or -1. */
+int parse_size(const char *s, uint64_t *out);
+/* A positive integer no larger than max. Returns 0 or -1. */
+int parse_uint(const char *s, unsigned max, unsigned *out);
+
+/* Write s as a JSON string (with quotes) / a CSV field. */
+void json_str(FILE *f, const char *s);
+void json_mem(FILE *f, const void *data, size_t len);
+void csv_str(FILE *f, const char *s);
+
+double mono_seconds(void);
+
+#endif

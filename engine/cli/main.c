@@ -1,0 +1,148 @@
+/* main.c - the ringfetch command: subcommand dispatch, --version, and shared value parsers. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "ringfetch.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: ringfetch fetch [options] [URL...]   fetch many URLs, one result row each\n"
+          "       ringfetch --version\n"
+          "Run 'ringfetch fetch --help' for the options.\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("ringfetch %s (llhttp, liburing, c-ares; https: not built in)\n", rf_version());
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "fetch") == 0)
+        return cmd_fetch(argc - 1, argv + 1);
+    fprintf(stderr, "ringfetch: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
+
+int parse_duration_ms(const char *s, uint64_t *ms)
+{
+    char *end;
+    double v, mult = 1000.0;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    if (strcmp(end, "ms") == 0)
+        mult = 1.0;
+    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+        mult = 60000.0;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600000.0;
+    else if (*end && strcmp(end, "s") != 0)
+        return -1;
+    if (v * mult > 1e12)
+        return -1;
+    *ms = (uint64_t)(v * mult + 0.5);
+    return 0;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    unsigned shift = 0;
+
+    errno = 0;
+    if (*s == '-')
+        return -1;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    }
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end || v > (UINT64_MAX >> shift))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int parse_uint(const char *s, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    if (*s == '-')
+        return -1;
+    v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v == 0 || v > max)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+void json_mem(FILE *f, const void *data, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = data;
+
+    putc('"', f);
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '"' || p[i] == '\\') {
+            putc('\\', f);
+            putc(p[i], f);
+        } else if (p[i] < 0x20 || p[i] >= 0x7f) {
+            /* Bytes from the network or the input are not guaranteed UTF-8: escaping
+             * them keeps every row valid JSON. */
+            fputs("\\u00", f);
+            putc(hex[p[i] >> 4], f);
+            putc(hex[p[i] & 15], f);
+        } else {
+            putc(p[i], f);
+        }
+    }
+    putc('"', f);
+}
+
+void json_str(FILE *f, const char *s) { json_mem(f, s, strlen(s)); }
+
+void csv_str(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    putc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            putc('"', f);
+        putc(*s, f);
+    }
+    putc('"', f);
+}
+
+double mono_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
