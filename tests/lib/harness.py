@@ -1,0 +1,481 @@
+#!/usr/bin/python3
+"""Shared helpers for ringfetch's integration tests, benchmarks and demo: free loopback
+ports, waiting for a port, a private nginx, the misbehaving badserver, running ringfetch.
+
+As a script it runs nginx in the foreground for benchmark scripts:
+    harness.py nginx --ports 100 --workers 1 --cpu 0
+prints {"ports": [...], "pid": N, "prefix": DIR} once every port accepts, and stops nginx
+on SIGTERM, SIGINT or end of stdin. `harness.py nginx --print-config --prefix DIR ...`
+only writes DIR/nginx.conf and DIR/html/ and prints the configuration.
+"""
+import argparse
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BADSERVER = os.path.join(ROOT, "tests", "servers", "badserver.py")
+PYTHON = "/usr/bin/python3"
+NGINX = "/usr/sbin/nginx"
+
+HELLO = b"hello world\n"
+UNLIMITED_REQUESTS = 1000000000  # nginx has no "unlimited": a count no run reaches
+
+
+def free_ports(n, host="127.0.0.1"):
+    """n distinct ports that were free a moment ago (all bound at once, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_port(host, port, timeout=10.0):
+    """Returns once host:port accepts a connection; raises TimeoutError after timeout s."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    last = None
+    for _ in range(100000):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with socket.create_connection((host, port), timeout=min(1.0, left)):
+                return
+        except OSError as e:
+            last = e
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.1)
+    raise TimeoutError(f"{host}:{port} did not accept within {timeout} s ({last})")
+
+
+def _stop_group(proc, first_signal, grace):
+    """Signals proc's process group, waits up to grace s, then SIGKILLs the group."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, first_signal)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # also takes any worker left behind
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+# --------------------------------------------------------------------- nginx
+
+
+def cpu_masks(cpus, workers):
+    """worker_cpu_affinity masks: worker i is pinned to cpus[i % len(cpus)]."""
+    width = max(cpus) + 1
+    return " ".join(format(1 << cpus[i % len(cpus)], "0%db" % width) for i in range(workers))
+
+
+def parse_cpus(text):
+    """'0', '0,2', '0-3' -> [0], [0, 2], [0, 1, 2, 3]."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4096,
+                       rlimit_nofile=None, keepalive_requests=1000, keepalive_timeout="75s",
+                       backlog=4096):
+    """Writes prefix/nginx.conf and prefix/html/ for a private nginx; returns the config path.
+
+    Locations (on every port):
+      /            200 "hello world\\n" (12 bytes, text/plain), for any path not below
+      /static/     files of prefix/html: index.html, 1k.bin, 64k.bin (65536 bytes), 1m.bin
+      /redirect    301, Location: /
+      /status/404  404 "not found\\n" (10 bytes)
+      /chunked     index.html through sub_filter, which drops Content-Length, so nginx
+                   answers HTTP/1.1 with Transfer-Encoding: chunked
+    keepalive_requests may be "unlimited"; cpus is a list of CPU numbers or None.
+    """
+    html = os.path.join(prefix, "html")
+    os.makedirs(html, exist_ok=True)
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        os.makedirs(os.path.join(prefix, "tmp", sub), exist_ok=True)
+    with open(os.path.join(html, "index.html"), "w") as f:
+        f.write("<!doctype html>\n<title>ringfetch</title>\n<p>ringfetch test page</p>\n")
+    for name, size in (("1k.bin", 1024), ("64k.bin", 65536), ("1m.bin", 1 << 20)):
+        with open(os.path.join(html, name), "wb") as f:
+            f.write(bytes(i & 0xff for i in range(256)) * (size // 256))
+
+    if keepalive_requests == "unlimited":
+        keepalive_requests = UNLIMITED_REQUESTS
+    if rlimit_nofile is None:
+        rlimit_nofile = 2 * worker_connections + len(ports) + 64
+    lines = []
+    if os.geteuid() == 0:
+        lines.append("user root;")  # else workers run as nobody and cannot read the prefix
+    lines += [
+        f"worker_processes {int(workers)};",
+        f"worker_rlimit_nofile {int(rlimit_nofile)};",
+        f"pid {prefix}/nginx.pid;",
+        f"error_log {prefix}/error.log warn;",
+    ]
+    if cpus:
+        lines.append(f"worker_cpu_affinity {cpu_masks(list(cpus), int(workers))};")
+    lines += [
+        "events {",
+        f"    worker_connections {int(worker_connections)};",
+        "}",
+        "http {",
+        "    access_log off;",
+        "    server_tokens off;",
+        "    sendfile on;",
+        "    tcp_nopush on;",
+        "    tcp_nodelay on;",
+        f"    keepalive_requests {int(keepalive_requests)};",
+        f"    keepalive_timeout {keepalive_timeout};",
+        "    absolute_redirect off;",
+        "    types { text/html html; application/octet-stream bin; }",
+        "    default_type application/octet-stream;",
+    ]
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        key = "client_body" if sub == "body" else sub
+        lines.append(f"    {key}_temp_path {prefix}/tmp/{sub};")
+    lines.append("    server {")
+    for port in ports:
+        lines.append(f"        listen 127.0.0.1:{int(port)} backlog={int(backlog)};")
+    lines += [
+        "        location / {",
+        "            default_type text/plain;",
+        '            return 200 "hello world\\n";',
+        "        }",
+        "        location /static/ {",
+        f"            alias {html}/;",
+        "        }",
+        "        location = /redirect {",
+        "            return 301 /;",
+        "        }",
+        "        location = /status/404 {",
+        "            default_type text/plain;",
+        '            return 404 "not found\\n";',
+        "        }",
+        "        location = /chunked {",
+        f"            alias {html}/index.html;",
+        "            default_type text/html;",
+        "            sub_filter 'test page' 'chunked page';",
+        "        }",
+        "    }",
+        "}",
+    ]
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return conf
+
+
+class Nginx:
+    """A private nginx on loopback ports; use as a context manager.
+
+    Nginx(n_ports=4) picks free ports; Nginx(ports=[...]) uses the given ones. prefix=DIR
+    writes the configuration there and keeps it; by default a temporary directory is used and
+    removed on exit. Other keyword arguments go to write_nginx_prefix().
+    Attributes: .ports, .urls(path), .url(path, i), .prefix, .pid (the master).
+    """
+
+    def __init__(self, ports=None, n_ports=4, start_timeout=15.0, prefix=None, **conf):
+        self.ports = list(ports) if ports else free_ports(n_ports)
+        self.conf = conf
+        self.start_timeout = start_timeout
+        self.keep_prefix = prefix is not None  # a given prefix is left in place
+        self.given_prefix = prefix
+        self.prefix = None
+        self.proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def url(self, path="/", i=0):
+        return f"http://127.0.0.1:{self.ports[i]}{path}"
+
+    def urls(self, path="/"):
+        return [f"http://127.0.0.1:{p}{path}" for p in self.ports]
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.prefix, "error.log")) as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def start(self):
+        if self.keep_prefix:
+            self.prefix = os.path.abspath(self.given_prefix)
+            os.makedirs(self.prefix, exist_ok=True)
+        else:
+            self.prefix = tempfile.mkdtemp(prefix="rf-nginx-")
+        conf = write_nginx_prefix(self.prefix, self.ports, **self.conf)
+        out = open(os.path.join(self.prefix, "stderr.log"), "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [NGINX, "-p", self.prefix, "-c", conf, "-e", os.path.join(self.prefix, "error.log"),
+                 "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        finally:
+            out.close()
+        deadline = time.monotonic() + self.start_timeout
+        try:
+            # nginx writes its pid file only once every listening socket is bound, so a port
+            # somebody else already listens on cannot pass for ours.
+            pidfile = os.path.join(self.prefix, "nginx.pid")
+            for _ in range(100000):
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"nginx exited with {self.proc.returncode}: "
+                                       + self.error_log())
+                if os.path.exists(pidfile) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            if not os.path.exists(pidfile):
+                raise TimeoutError(f"nginx not ready in {self.start_timeout} s: "
+                                   + self.error_log())
+            for port in self.ports:
+                wait_port("127.0.0.1", port, max(0.1, deadline - time.monotonic()))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            _stop_group(self.proc, signal.SIGQUIT, 10.0)
+            self.proc = None
+        if self.prefix and not self.keep_prefix:
+            shutil.rmtree(self.prefix, ignore_errors=True)
+        self.prefix = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ----------------------------------------------------------------- badserver
+
+
+class BadServer:
+    """tests/servers/badserver.py in a child process; use as a context manager.
+
+    .ports is {mode: port}; .port(mode); .url(mode, path='/').
+    """
+
+    def __init__(self, trickle_interval=None, start_timeout=15.0, log=None):
+        self.args = ["--exit-on-stdin-eof"]
+        if trickle_interval is not None:
+            self.args += ["--trickle-interval", str(trickle_interval)]
+        self.start_timeout = start_timeout
+        self.log = log
+        self.proc = None
+        self.ports = {}
+
+    def port(self, mode):
+        return self.ports[mode]
+
+    def url(self, mode, path="/"):
+        return f"http://127.0.0.1:{self.ports[mode]}{path}"
+
+    def start(self):
+        err = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen([PYTHON, BADSERVER] + self.args, stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=err,
+                                         start_new_session=True)
+        finally:
+            if self.log:
+                err.close()
+        try:
+            line = _read_line(self.proc.stdout, self.start_timeout)
+            if not line:
+                raise RuntimeError(f"badserver exited with {self.proc.wait(5)} before listening")
+            self.ports = json.loads(line)
+            for port in self.ports.values():
+                wait_port("127.0.0.1", port, self.start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()  # --exit-on-stdin-eof
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        _stop_group(self.proc, signal.SIGTERM, 5.0)
+        self.proc.stdout.close()
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _read_line(f, timeout):
+    """One line from a pipe within timeout s ('' at EOF); TimeoutError otherwise."""
+    fd = f.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    for _ in range(100000):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return buf.decode()
+        buf += chunk
+        if b"\n" in buf:
+            return buf.split(b"\n", 1)[0].decode()
+    raise TimeoutError(f"no line within {timeout} s")
+
+
+# ------------------------------------------------------------------ ringfetch
+
+
+def run_ringfetch(binary, args, input_text=None, timeout=60):
+    """Runs binary with args; returns (returncode, rows, stderr), rows = stdout's JSON lines.
+
+    A run past timeout s is killed and raises AssertionError; so does a non-JSON line.
+    """
+    try:
+        r = subprocess.run([binary] + list(args), input=input_text, capture_output=True,
+                           text=True, timeout=timeout,
+                           stdin=None if input_text is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"{os.path.basename(binary)} {' '.join(args)[:200]} "
+                             f"still running after {timeout} s; stderr: {_tail(e.stderr)}")
+    rows = []
+    for n, line in enumerate(r.stdout.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"stdout line {n} is not JSON: {line[:300]!r}; "
+                                 f"stderr: {_tail(r.stderr)}")
+    return r.returncode, rows, r.stderr
+
+
+def _tail(text, n=2000):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return (text or "")[-n:]
+
+
+# ----------------------------------------------------------------------- CLI
+
+
+def _serve_nginx(argv):
+    ap = argparse.ArgumentParser(prog="harness.py nginx",
+                                 description="Runs a private nginx until SIGTERM or stdin EOF.")
+    ap.add_argument("--ports", type=int, default=1, help="number of ports (default 1)")
+    ap.add_argument("--port-base", type=int, default=0,
+                    help="use PORT_BASE, PORT_BASE+1, ... instead of free ports")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--cpu", default=None, help="pin workers to these CPUs: 0 | 0,2 | 0-3")
+    ap.add_argument("--connections", type=int, default=4096, help="worker_connections")
+    ap.add_argument("--rlimit-nofile", type=int, default=None, help="worker_rlimit_nofile")
+    ap.add_argument("--keepalive-requests", default="1000", help="a number or 'unlimited'")
+    ap.add_argument("--backlog", type=int, default=4096)
+    ap.add_argument("--lifetime", type=float, default=6 * 3600,
+                    help="stop after this many seconds at the latest")
+    ap.add_argument("--prefix", default=None,
+                    help="write nginx.conf and html/ into PREFIX and keep them (default: a "
+                    "temporary directory, removed at the end)")
+    ap.add_argument("--print-config", action="store_true",
+                    help="write the prefix, print its nginx.conf and exit without starting")
+    a = ap.parse_args(argv)
+    ports = list(range(a.port_base, a.port_base + a.ports)) if a.port_base else None
+    kr = a.keepalive_requests if a.keepalive_requests == "unlimited" else int(a.keepalive_requests)
+    conf = dict(workers=a.workers, cpus=parse_cpus(a.cpu) if a.cpu else None,
+                worker_connections=a.connections, rlimit_nofile=a.rlimit_nofile,
+                keepalive_requests=kr, backlog=a.backlog)
+    if a.print_config:
+        d = os.path.abspath(a.prefix) if a.prefix else tempfile.mkdtemp(prefix="rf-nginx-")
+        try:
+            with open(write_nginx_prefix(d, ports or free_ports(a.ports), **conf)) as f:
+                sys.stdout.write(f.read())
+        finally:
+            if not a.prefix:
+                shutil.rmtree(d, ignore_errors=True)
+        return 0
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+
+    def watch_stdin():
+        for _ in range(1 << 30):
+            try:
+                if not os.read(0, 4096):
+                    break
+            except OSError:
+                break
+        stop.set()
+    threading.Thread(target=watch_stdin, daemon=True).start()
+
+    with Nginx(ports=ports, n_ports=a.ports, prefix=a.prefix, **conf) as ng:
+        print(json.dumps({"ports": ng.ports, "pid": ng.pid, "prefix": ng.prefix}), flush=True)
+        deadline = time.monotonic() + a.lifetime
+        for _ in range(int(a.lifetime) + 2):
+            if stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                break
+            if time.monotonic() >= deadline or ng.proc.poll() is not None:
+                break
+    return 0
+
+
+def main(argv):
+    if len(argv) >= 1 and argv[0] == "nginx":
+        return _serve_nginx(argv[1:])
+    sys.stderr.write("usage: harness.py nginx [--ports N] [--workers N] [--cpu LIST] ...\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
