@@ -3,9 +3,9 @@
 
 SANITIZE ?=
 ifeq ($(SANITIZE),)
-B := build
+B ?= build
 else
-B := build-san
+B ?= build-san
 endif
 
 CC ?= cc
@@ -15,14 +15,17 @@ LLHTTP_INC := /usr/share/include/llhttp
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla
-CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -MMD -MP
+# OPT and CFLAGS may be set on the command line; the flags the build needs are in BASE.
+OPT ?= -O2 -g
+BASE := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -MMD -MP
 CPPFLAGS += -Iinclude -Iengine -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -lcares) -lpthread
 ifneq ($(SANITIZE),)
-CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS += -fsanitize=$(SANITIZE)
+BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANLD := -fsanitize=$(SANITIZE)
 endif
+ALL_CFLAGS = $(BASE) $(OPT) $(CFLAGS)
+ALL_LDFLAGS = $(SANLD) $(LDFLAGS)
 
 ifeq ($(V),1)
 Q :=
@@ -50,13 +53,13 @@ all: $(LIB_A) $(LIB_SO) $(BIN) $(UNIT_BIN)
 $(B)/obj/engine/%.o: engine/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -DRF_BUILDING_LIBRARY -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(WARN) -DRF_BUILDING_LIBRARY -c $< -o $@
 
 # llhttp's generated C is compiled as shipped, without our warning set.
 $(B)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -w -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -w -c $< -o $@
 
 $(LIB_A): $(ENGINE_OBJ) $(LLHTTP_OBJ)
 	@$(if $(Q),echo "  AR      $@")
@@ -64,21 +67,21 @@ $(LIB_A): $(ENGINE_OBJ) $(LLHTTP_OBJ)
 
 $(LIB_SO): $(ENGINE_OBJ) $(LLHTTP_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,libringfetch.so.0 $(LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,libringfetch.so.0 $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BIN): $(CLI_OBJ) $(LIB_A)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB_A) -o $@ $(LDLIBS) -lm
+	$(Q)$(CC) $(ALL_LDFLAGS) $(CLI_OBJ) $(LIB_A) -o $@ $(LDLIBS) -lm
 
 $(B)/obj/engine/cli/%.o: engine/cli/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(WARN) -c $< -o $@
 
 $(B)/tests/%: tests/unit/%.c $(LIB_A) tests/unit/check.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(WARN) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS) -lm
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(WARN) $(ALL_LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS) -lm
 
 setup:
 	$(Q)scripts/setup
@@ -93,7 +96,7 @@ test: setup
 	$(Q)/usr/bin/python3 tests/run.py --build $(B)
 
 test-san: setup
-	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined CFLAGS="-O1 -g" all
+	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined OPT="-O1 -g" all
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    /usr/bin/python3 tests/run.py --build build-san
 

@@ -62,7 +62,7 @@ class Context:
     def ringfetch(self):
         path = os.path.join(self.build, "ringfetch")
         if not os.access(path, os.X_OK):
-            raise Skip(f"{os.path.relpath(path, ROOT)} is not built")
+            raise AssertionError(f"{os.path.relpath(path, ROOT)} is not built")
         return path
 
     @property
@@ -166,9 +166,10 @@ class Tally:
             print(indent(detail), flush=True)
 
     def summary(self):
+        """The last line of the run; skips are counted on the line before it."""
         line = f"{self.passed} passed, {self.failed} failed"
         if self.skipped:
-            line += f", {self.skipped} skipped"
+            line = f"{self.skipped} skipped\n" + line
         return line
 
 

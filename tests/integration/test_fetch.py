@@ -53,7 +53,7 @@ def test_every_line_one_row_in_order(ctx):
         assert row["index"] == i, row
         assert row["url"] == nonblank[i], (row, nonblank[i])
         assert (row["error"], row["status"]) == expect[i], (i, row)
-    assert "errors: 600 (refused 300, invalid_url 300)" in err, err
+    assert "errors: 600 (invalid_url 300, refused 300)" in err, err
 
 
 def test_keepalive_reuse(ctx):
