@@ -1,5 +1,6 @@
 # ringfetch - plain Makefile. `make` builds the libraries and the command line tool in
-# build/; SANITIZE=address,undefined builds the same into build-san/; V=1 shows commands.
+# build/; SANITIZE=address,undefined builds into build-san/; B=DIR picks another build
+# directory; V=1 shows commands.
 
 SANITIZE ?=
 ifeq ($(SANITIZE),)
