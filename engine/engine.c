@@ -150,8 +150,9 @@ static unsigned pow2_at_least(unsigned v, unsigned lo, unsigned hi)
 
 /*
  * Direct descriptors do not count as open files, but the kernel caps each ring's
- * registered table at RLIMIT_NOFILE. Raise the soft limit to the hard one, then fit a
- * worker's slots (two table entries each) under it, keeping room for other files.
+ * registered table at RLIMIT_NOFILE (the soft limit; the command line raises it to the
+ * hard one, a library leaves it alone). Fit a worker's connection slots (two table
+ * entries each) under it, keeping room for other files.
  */
 static unsigned fit_slots_to_nofile(unsigned want)
 {
@@ -160,11 +161,6 @@ static unsigned fit_slots_to_nofile(unsigned want)
 
     if (getrlimit(RLIMIT_NOFILE, &rl))
         return want;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
     room = rl.rlim_cur > 80 ? (rl.rlim_cur - 64) / 2 : 8;
     return (rlim_t)want > room ? (unsigned)room : want;
 }
@@ -177,7 +173,14 @@ static int worker_init(rf_engine *eng, struct worker *w, unsigned id, unsigned n
     w->eng = eng;
     w->id = id;
     w->wake_fd = -1;
-    w->nconns = fit_slots_to_nofile(nslots);
+    /*
+     * Twice as many connections as jobs: a job to an origin whose connections are all
+     * busy opens a spare instead of closing another origin's idle one, which would
+     * only move the shortage on (with every slot in use, one refused host makes the
+     * pool churn through a new connection per request).
+     */
+    w->nconns = fit_slots_to_nofile(nslots * 2);
+    w->max_busy = nslots < w->nconns ? nslots : w->nconns;
     w->conns = calloc(w->nconns, sizeof(*w->conns));
     w->sbuf_slab = malloc((size_t)w->nconns * CONN_SBUF);
     if (!w->conns || !w->sbuf_slab)
@@ -194,7 +197,7 @@ static int worker_init(rf_engine *eng, struct worker *w, unsigned id, unsigned n
     list_init(&w->conn_deadlines);
     list_init(&w->backoffs);
     ret = ring_init(&w->ring, pow2_at_least(w->nconns * 2, 256, 4096), w->nconns * 2,
-                    pow2_at_least(w->nconns, 256, 2048), 16384);
+                    pow2_at_least(w->max_busy, 256, 2048), 16384);
     if (ret)
         return ret == -ENOMEM ? -RF_ERR_NOMEM : -RF_ERR_SYSTEM;
     memset(&dcfg, 0, sizeof(dcfg));
@@ -364,7 +367,7 @@ void rf_get_stats(const rf_engine *e, rf_stats *st)
         st->errors += __atomic_load_n(&w->stats.errors, __ATOMIC_RELAXED);
         st->connects += __atomic_load_n(&w->stats.connects, __ATOMIC_RELAXED);
         st->in_flight += __atomic_load_n(&w->busy, __ATOMIC_RELAXED);
-        st->slots += w->nconns;
+        st->slots += w->max_busy;
     }
     st->completed = __atomic_load_n(&e->delivered, __ATOMIC_RELAXED);
 }
@@ -452,11 +455,11 @@ static int admit(struct worker *w)
     uint64_t first = 0, n = 0;
     int ret = 0;
 
-    if (w->busy >= w->nconns)
+    if (w->busy >= w->max_busy)
         return 0;
     pthread_mutex_lock(&e->lock);
     first = e->win.next;
-    while (w->busy + n < w->nconns && window_has_room(&e->win)) {
+    while (w->busy + n < w->max_busy && window_has_room(&e->win)) {
         struct submitted *s;
         rf_request req;
         uint64_t idx;
@@ -469,7 +472,7 @@ static int admit(struct worker *w)
             break;
         n++;
     }
-    if (w->busy + n < w->nconns && w->id != 0)
+    if (w->busy + n < w->max_busy && w->id != 0)
         __atomic_store_n(&w->hungry, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&e->lock);
     for (uint64_t i = 0; i < n; i++)

@@ -84,7 +84,8 @@ struct worker {
     struct rf_ring ring;
     struct rf_dns *dns;
     struct conn *conns;
-    uint32_t nconns;
+    uint32_t nconns;          /* connection slots: jobs plus as many kept-alive spares */
+    uint32_t max_busy;        /* the limiter: at most this many jobs at once */
     char *sbuf_slab;
     struct list free_list;
     struct list idle_lru;

@@ -240,12 +240,13 @@ static void show_progress(struct fetch *f, rf_engine *eng, int final)
         fputc('\n', stderr);
 }
 
-static void summary(const struct fetch *f, double wall)
+static void summary(const struct fetch *f, const rf_stats *st, double wall)
 {
     uint64_t errs = 0;
 
-    fprintf(stderr, "%llu results in %.3f s (%.0f/s)\n", (unsigned long long)f->rows, wall,
-            wall > 0 ? f->rows / wall : 0.0);
+    fprintf(stderr, "%llu results in %.3f s (%.0f/s), %llu connections opened\n",
+            (unsigned long long)f->rows, wall, wall > 0 ? f->rows / wall : 0.0,
+            (unsigned long long)st->connects);
     fprintf(stderr, "status: 1xx %llu, 2xx %llu, 3xx %llu, 4xx %llu, 5xx %llu\n",
             (unsigned long long)f->status_class[1], (unsigned long long)f->status_class[2],
             (unsigned long long)f->status_class[3], (unsigned long long)f->status_class[4],
@@ -335,6 +336,7 @@ int cmd_fetch(int argc, char **argv)
     struct sigaction sa;
     rf_config cfg;
     rf_engine *eng;
+    rf_stats stats;
     uint64_t v;
     rf_error err;
     int opt, ret;
@@ -475,10 +477,11 @@ int cmd_fetch(int argc, char **argv)
     }
     fflush(f.out);
     show_progress(&f, eng, 1);
+    rf_get_stats(eng, &stats);
     g_engine = NULL;
     rf_engine_destroy(eng);
     if (!f.quiet)
-        summary(&f, mono_seconds() - f.t0);
+        summary(&f, &stats, mono_seconds() - f.t0);
     if (output)
         fclose(f.out);
     if (f.in && f.in != stdin)

@@ -66,6 +66,32 @@ def test_keepalive_reuse(ctx):
     assert reused >= 190, reused  # 4 connections carry 200 requests
 
 
+def connections_opened(err):
+    for line in err.splitlines():
+        if "connections opened" in line:
+            return int(line.split(", ")[-1].split()[0])
+    raise AssertionError(f"no connection count in {err!r}")
+
+
+def test_keepalive_pool_survives_refused_hosts(ctx):
+    """Many origins, every slot in use, some lines refused: connections stay few.
+
+    Spare connection slots keep one refused host from making the pool close another
+    origin's idle connection per request (which then cascades through all origins)."""
+    refused = ctx.refused_port()
+    ports = ctx.nginx.ports
+    urls = []
+    for i in range(4000):
+        port = refused if i % 50 == 7 else ports[i % len(ports)]
+        urls.append(f"http://127.0.0.1:{port}/?n={i}")
+    rc, rows, err = ctx.fetch(["-c", "8", "-i", "-"], input_text="\n".join(urls) + "\n")
+    assert rc == 0, err
+    assert len(rows) == 4000
+    assert sum(1 for r in rows if r["error"] == "refused") == 80, err
+    opened = connections_opened(err)
+    assert opened <= 2 * 8 + 80, err  # the spares and one failed attempt per refused line
+
+
 def test_no_keepalive(ctx):
     port = ctx.nginx.ports[0]
     urls = [f"http://127.0.0.1:{port}/?n={i}" for i in range(50)]
