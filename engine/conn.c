@@ -52,29 +52,10 @@ void conn_set_state(struct worker *e, struct conn *c, enum conn_state s)
     }
 }
 
-/* Make sure `n` SQEs fit, so a linked chain is never split across two submissions. */
-static void ring_reserve(struct rf_ring *r, unsigned n)
-{
-    if (io_uring_sq_space_left(&r->uring) < n)
-        io_uring_submit(&r->uring);
-}
-
 static void drop_socket(struct worker *e, struct conn *c)
 {
-    struct io_uring_sqe *sqe;
-
     if (c->has_socket) {
-        ring_reserve(&e->ring, 2);
-        /* Cancel whatever still runs on the socket (the multishot recv), then close it;
-         * a hard link keeps the close even when there was nothing to cancel. */
-        sqe = ring_sqe(&e->ring);
-        io_uring_prep_cancel_fd(sqe, (int)file_index(c),
-                                IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
-        sqe->flags |= IOSQE_IO_HARDLINK;
-        io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
-        sqe = ring_sqe(&e->ring);
-        io_uring_prep_close_direct(sqe, file_index(c));
-        io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+        ring_close_direct(&e->ring, file_index(c));
         c->parity ^= 1;
         c->has_socket = 0;
         c->recv_armed = 0;
@@ -90,12 +71,7 @@ void conn_close(struct worker *e, struct conn *c)
 
 static void arm_recv(struct worker *e, struct conn *c)
 {
-    struct io_uring_sqe *sqe = ring_sqe(&e->ring);
-
-    io_uring_prep_recv_multishot(sqe, (int)file_index(c), NULL, 0, 0);
-    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
-    sqe->buf_group = RF_BGID;
-    io_uring_sqe_set_data64(sqe, ud_pack(OP_RECV, c->gen, c->idx));
+    ring_recv_multishot(&e->ring, file_index(c), ud_pack(OP_RECV, c->gen, c->idx));
     c->recv_armed = 1;
 }
 
@@ -103,16 +79,14 @@ static void arm_recv(struct worker *e, struct conn *c)
 static void send_next(struct worker *e, struct conn *c, unsigned sqe_flags)
 {
     struct wentry *w = job_entry(e, c);
-    struct io_uring_sqe *sqe = ring_sqe(&e->ring);
+    uint64_t ud = ud_pack(OP_SEND, c->gen, c->idx);
 
     if (c->soff < c->slen)
-        io_uring_prep_send(sqe, (int)file_index(c), c->sbuf + c->soff, c->slen - c->soff,
-                           MSG_NOSIGNAL);
+        ring_send(&e->ring, file_index(c), c->sbuf + c->soff, c->slen - c->soff, ud,
+                  sqe_flags);
     else
-        io_uring_prep_send(sqe, (int)file_index(c), (const char *)w->body + c->body_off,
-                           w->body_len - c->body_off, MSG_NOSIGNAL);
-    sqe->flags |= IOSQE_FIXED_FILE | sqe_flags;
-    io_uring_sqe_set_data64(sqe, ud_pack(OP_SEND, c->gen, c->idx));
+        ring_send(&e->ring, file_index(c), (const char *)w->body + c->body_off,
+                  w->body_len - c->body_off, ud, sqe_flags);
 }
 
 static int send_done(struct worker *e, struct conn *c)
@@ -123,17 +97,10 @@ static int send_done(struct worker *e, struct conn *c)
 /* socket -> connect -> send as one linked chain: a new connection costs one submission. */
 static void conn_connect(struct worker *e, struct conn *c)
 {
-    struct io_uring_sqe *sqe;
-
     ring_reserve(&e->ring, 3);
-    sqe = ring_sqe(&e->ring);
-    io_uring_prep_socket_direct(sqe, c->addr.ss_family, SOCK_STREAM, 0, file_index(c), 0);
-    sqe->flags |= IOSQE_IO_LINK;
-    io_uring_sqe_set_data64(sqe, ud_pack(OP_SOCKET, c->gen, c->idx));
-    sqe = ring_sqe(&e->ring);
-    io_uring_prep_connect(sqe, (int)file_index(c), (struct sockaddr *)&c->addr, c->addrlen);
-    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
-    io_uring_sqe_set_data64(sqe, ud_pack(OP_CONNECT, c->gen, c->idx));
+    ring_socket_connect(&e->ring, file_index(c), (struct sockaddr *)&c->addr, c->addrlen,
+                        ud_pack(OP_SOCKET, c->gen, c->idx), ud_pack(OP_CONNECT, c->gen, c->idx),
+                        1);
     c->soff = 0;
     c->body_off = c->body_in_sbuf ? job_entry(e, c)->body_len : 0;
     send_next(e, c, 0);

@@ -1,5 +1,6 @@
 /* ring.c - ring setup with the best flags the kernel takes, a never-NULL get_sqe, buffer ring. */
 #include "ring.h"
+#include "udata.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -129,4 +130,60 @@ void ring_buf_return(struct rf_ring *r, unsigned bid)
     io_uring_buf_ring_add(r->br, ring_buf(r, bid), r->buf_size, (unsigned short)bid,
                           r->br_mask, 0);
     io_uring_buf_ring_advance(r->br, 1);
+}
+
+void ring_reserve(struct rf_ring *r, unsigned n)
+{
+    if (io_uring_sq_space_left(&r->uring) < n)
+        io_uring_submit(&r->uring);
+}
+
+void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr *sa,
+                         socklen_t salen, uint64_t ud_socket, uint64_t ud_connect,
+                         int link_next)
+{
+    struct io_uring_sqe *sqe = ring_sqe(r);
+
+    io_uring_prep_socket_direct(sqe, sa->sa_family, SOCK_STREAM, 0, fidx, 0);
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(sqe, ud_socket);
+    sqe = ring_sqe(r);
+    io_uring_prep_connect(sqe, (int)fidx, sa, salen);
+    sqe->flags |= IOSQE_FIXED_FILE | (link_next ? IOSQE_IO_LINK : 0);
+    io_uring_sqe_set_data64(sqe, ud_connect);
+}
+
+void ring_close_direct(struct rf_ring *r, unsigned fidx)
+{
+    struct io_uring_sqe *sqe;
+
+    ring_reserve(r, 2);
+    /* A hard link keeps the close even when there was nothing to cancel. */
+    sqe = ring_sqe(r);
+    io_uring_prep_cancel_fd(sqe, (int)fidx, IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED);
+    sqe->flags |= IOSQE_IO_HARDLINK;
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+    sqe = ring_sqe(r);
+    io_uring_prep_close_direct(sqe, fidx);
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+}
+
+void ring_recv_multishot(struct rf_ring *r, unsigned fidx, uint64_t ud)
+{
+    struct io_uring_sqe *sqe = ring_sqe(r);
+
+    io_uring_prep_recv_multishot(sqe, (int)fidx, NULL, 0, 0);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+    sqe->buf_group = RF_BGID;
+    io_uring_sqe_set_data64(sqe, ud);
+}
+
+void ring_send(struct rf_ring *r, unsigned fidx, const void *buf, size_t len, uint64_t ud,
+               unsigned sqe_flags)
+{
+    struct io_uring_sqe *sqe = ring_sqe(r);
+
+    io_uring_prep_send(sqe, (int)fidx, buf, len, MSG_NOSIGNAL);
+    sqe->flags |= IOSQE_FIXED_FILE | sqe_flags;
+    io_uring_sqe_set_data64(sqe, ud);
 }

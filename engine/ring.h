@@ -4,6 +4,7 @@
 
 #include <liburing.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct rf_ring {
     struct io_uring uring;
@@ -35,5 +36,25 @@ static inline char *ring_buf(struct rf_ring *r, unsigned bid)
 
 /* Hand buffer `bid` back to the kernel (one store to the ring tail, no syscall). */
 void ring_buf_return(struct rf_ring *r, unsigned bid);
+
+/* Make sure `n` SQEs fit, so a linked chain is never split across two submissions. */
+void ring_reserve(struct rf_ring *r, unsigned n);
+
+/*
+ * The socket ops both the fetch and the bench state machines use, on direct descriptor
+ * `fidx`. ring_socket_connect() queues SOCKET(direct) -> CONNECT linked, and links the
+ * connect to the next SQE the caller queues (the first send) when `link_next` is set;
+ * reserve 3 SQEs first. ring_close_direct() cancels whatever runs on the descriptor
+ * (a multishot recv) and closes it; its completions carry OP_IGNORE.
+ */
+void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr *sa,
+                         socklen_t salen, uint64_t ud_socket, uint64_t ud_connect,
+                         int link_next);
+void ring_close_direct(struct rf_ring *r, unsigned fidx);
+/* Multishot recv into the provided-buffer ring. */
+void ring_recv_multishot(struct rf_ring *r, unsigned fidx, uint64_t ud);
+/* A send of len bytes from buf (which must live until the completion). */
+void ring_send(struct rf_ring *r, unsigned fidx, const void *buf, size_t len, uint64_t ud,
+               unsigned sqe_flags);
 
 #endif
