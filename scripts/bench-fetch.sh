@@ -1,0 +1,8 @@
+#!/bin/sh
+# ringfetch fetch vs curl --parallel and aiohttp on one URL list and one nginx; see
+# scripts/bench_fetch.py for the parts and options. Results go in docs/benchmarks.md.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/setup
+make --no-print-directory all >/dev/null
+exec /usr/bin/python3 scripts/bench_fetch.py "$@"

@@ -1,0 +1,224 @@
+#!/usr/bin/python3
+"""ringfetch fetch against curl --parallel and aiohttp on one URL list, one nginx, one run.
+
+    scripts/bench-fetch.sh [--urls 100000] [--ports 100] [--rounds 3] [--parts 1,2,3]
+
+Part 1: URLS URLs over PORTS loopback nginx ports, 1% pointing at refused ports; ringfetch
+        (-c 500), `curl --parallel --parallel-max 500` and the aiohttp pattern
+        (scripts/aiohttp_fetch.py) in turn, ROUNDS rounds; medians of wall time, CPU
+        seconds (user+sys) and peak RSS, and ringfetch's ratios to each.
+Part 2: the same list with 2% of the URLs on a server that accepts and never answers;
+        ringfetch --timeout 2 against the bound hangs/500 x 2 s + part 1's wall time.
+Part 3: a 1,000,000-line list with -c 1000: ringfetch's peak RSS.
+Every ringfetch run is checked: one row per line, indexes in order, the expected errors.
+Measurement: os.wait4() of each client process (wall clock around it).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import harness  # noqa: E402
+
+PYTHON = "/usr/bin/python3"  # Debian's python3-aiohttp lives here
+RUN_LIMIT_S = 600            # no client run may take longer than this
+
+
+class Measure:
+    def __init__(self, wall, cpu, rss_mb, rc):
+        self.wall, self.cpu, self.rss_mb, self.rc = wall, cpu, rss_mb, rc
+
+
+def measure(cmd, stdout_path):
+    """Run cmd with stdout to a file; wall time, user+sys seconds and peak RSS of the child."""
+    with open(stdout_path, "wb") as out:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        deadline = t0 + RUN_LIMIT_S
+        for _ in range(RUN_LIMIT_S * 100):
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, ru = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.01)
+        wall = time.monotonic() - t0
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measure(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, proc.returncode), err
+
+
+def write_list(path, n, ports, refused, hang_port=None):
+    """One URL per line: every 100th line (offset 50) refused, every 50th (offset 25) hangs."""
+    with open(path, "w") as f:
+        for i in range(n):
+            if i % 100 == 50:
+                port = refused[(i // 100) % len(refused)]
+            elif hang_port and i % 50 == 25:
+                port = hang_port
+            else:
+                port = ports[i % len(ports)]
+            f.write(f"http://127.0.0.1:{port}/?i={i}\n")
+
+
+def check_rows(path, n, expect_errors):
+    """Every line one row, indexes 0..n-1 in order; error counts as expected."""
+    errors = {}
+    count = 0
+    with open(path) as f:
+        for count, line in enumerate(f, 1):
+            row = json.loads(line)
+            if row["index"] != count - 1:
+                raise SystemExit(f"row {count - 1} out of order: {line.strip()}")
+            if row["error"]:
+                errors[row["error"]] = errors.get(row["error"], 0) + 1
+    if count != n:
+        raise SystemExit(f"{count} rows for {n} lines")
+    if errors != expect_errors:
+        raise SystemExit(f"errors {errors}, expected {expect_errors}")
+    return count
+
+
+def count_lines(path):
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def median(ms, attr):
+    return statistics.median(getattr(m, attr) for m in ms)
+
+
+def show(name, ms):
+    print(f"  {name:<10} wall {median(ms, 'wall'):7.2f} s   cpu {median(ms, 'cpu'):7.2f} s   "
+          f"rss {median(ms, 'rss_mb'):7.1f} MB   (medians of {len(ms)}: wall "
+          + ", ".join(f"{m.wall:.2f}" for m in ms) + ")", flush=True)
+
+
+def part1(a, tmp, ports, refused):
+    n = a.urls
+    urls = os.path.join(tmp, "urls.txt")
+    write_list(urls, n, ports, refused)
+    curl_cfg = os.path.join(tmp, "urls.curl")
+    with open(urls) as src, open(curl_cfg, "w") as dst:
+        for line in src:
+            dst.write(f'url = "{line.strip()}"\noutput = "/dev/null"\n')
+    out = os.path.join(tmp, "out")
+    n_refused = sum(1 for i in range(n) if i % 100 == 50)
+    clients = {
+        "ringfetch": [a.ringfetch, "fetch", "-c", "500", "-t", str(a.threads), "-i", urls],
+        "curl": ["curl", "--parallel", "--parallel-max", "500", "-s", "-K", curl_cfg,
+                 "-w", "%{http_code}\\n"],
+        "aiohttp": [PYTHON, os.path.join(ROOT, "scripts", "aiohttp_fetch.py"), urls, "500"],
+    }
+    if a.no_aiohttp:
+        del clients["aiohttp"]
+    res = {k: [] for k in clients}
+    print(f"part 1: {n} URLs over {len(ports)} nginx ports, {n_refused} refused, c=500",
+          flush=True)
+    for r in range(a.rounds):
+        for name, cmd in clients.items():
+            m, err = measure(cmd, out)
+            if name == "ringfetch":
+                check_rows(out, n, {"refused": n_refused})
+            elif count_lines(out) != n:
+                raise SystemExit(f"{name}: {count_lines(out)} results for {n} URLs\n{err}")
+            res[name].append(m)
+            print(f"  round {r + 1} {name:<10} {m.wall:6.2f} s wall {m.cpu:6.2f} s cpu "
+                  f"{m.rss_mb:6.1f} MB", flush=True)
+    print("part 1 medians:")
+    for name, ms in res.items():
+        show(name, ms)
+    rf = res["ringfetch"]
+    c = res["curl"]
+    print(f"  ringfetch/curl wall {median(rf, 'wall') / median(c, 'wall'):.3f} (target <= 0.5)"
+          f"   rss {median(rf, 'rss_mb') / median(c, 'rss_mb'):.3f} (target <= 1)"
+          f"   cpu {median(rf, 'cpu') / median(c, 'cpu'):.3f}")
+    if "aiohttp" in res:
+        ai = res["aiohttp"]
+        print(f"  ringfetch/aiohttp cpu {median(rf, 'cpu') / median(ai, 'cpu'):.3f} "
+              f"(target <= 0.1)   wall {median(rf, 'wall') / median(ai, 'wall'):.3f}"
+              f"   rss {median(rf, 'rss_mb') / median(ai, 'rss_mb'):.3f}", flush=True)
+    return median(rf, "wall")
+
+
+def part2(a, tmp, ports, refused, rest_wall):
+    n, c, timeout = a.urls, 500, 2.0
+    with harness.BadServer() as bad:
+        urls = os.path.join(tmp, "urls-hang.txt")
+        write_list(urls, n, ports, refused, hang_port=bad.port("hang"))
+        n_refused = sum(1 for i in range(n) if i % 100 == 50)
+        n_hang = sum(1 for i in range(n) if i % 100 != 50 and i % 50 == 25)
+        bound = n_hang / c * timeout + rest_wall * (n - n_hang) / n
+        print(f"part 2: {n} URLs, {n_hang} on a server that never answers, --timeout 2, c=500;"
+              f" bound {n_hang}/{c} x {timeout:.0f} s + {rest_wall * (n - n_hang) / n:.2f} s"
+              f" = {bound:.2f} s", flush=True)
+        out = os.path.join(tmp, "out-hang")
+        ms = []
+        for r in range(a.rounds):
+            m, err = measure([a.ringfetch, "fetch", "-c", str(c), "-t", str(a.threads),
+                              "--timeout", "2", "-i", urls], out)
+            check_rows(out, n, {"refused": n_refused, "timeout": n_hang})
+            ms.append(m)
+            print(f"  round {r + 1} ringfetch {m.wall:6.2f} s wall", flush=True)
+        show("ringfetch", ms)
+        print(f"  wall/bound {median(ms, 'wall') / bound:.3f} (target <= 1.2)", flush=True)
+
+
+def part3(a, tmp, ports, refused):
+    n = 1000000
+    urls = os.path.join(tmp, "urls-1m.txt")
+    write_list(urls, n, ports, refused)
+    n_refused = sum(1 for i in range(n) if i % 100 == 50)
+    out = os.path.join(tmp, "out-1m")
+    print(f"part 3: {n} URLs, c=1000", flush=True)
+    m, err = measure([a.ringfetch, "fetch", "-c", "1000", "-t", str(a.threads), "-i", urls], out)
+    check_rows(out, n, {"refused": n_refused})
+    print(f"  ringfetch wall {m.wall:.2f} s  cpu {m.cpu:.2f} s  peak rss {m.rss_mb:.1f} MB "
+          f"(target < 100 MB)", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--urls", type=int, default=100000)
+    ap.add_argument("--ports", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--parts", default="1,2,3")
+    ap.add_argument("--threads", type=int, default=1, help="ringfetch -t")
+    ap.add_argument("--nginx-workers", type=int, default=1)
+    ap.add_argument("--no-aiohttp", action="store_true", help="skip the slowest peer")
+    ap.add_argument("--ringfetch", default=os.path.join(ROOT, "build", "ringfetch"))
+    a = ap.parse_args()
+    parts = {int(p) for p in a.parts.split(",")}
+    print(f"ringfetch: {subprocess.run([a.ringfetch, '--version'], capture_output=True, text=True).stdout.strip()}"
+          f"; curl: {subprocess.run(['curl', '--version'], capture_output=True, text=True).stdout.split()[1]}"
+          f"; nginx workers {a.nginx_workers}; unpinned; {os.cpu_count()} CPUs", flush=True)
+    with tempfile.TemporaryDirectory(prefix="rf-bench-") as tmp, \
+            harness.Nginx(n_ports=a.ports, workers=a.nginx_workers) as ng:
+        refused = harness.free_ports(10)
+        rest_wall = None
+        if 1 in parts:
+            rest_wall = part1(a, tmp, ng.ports, refused)
+        if 2 in parts:
+            if rest_wall is None:
+                urls = os.path.join(tmp, "urls.txt")
+                write_list(urls, a.urls, ng.ports, refused)
+                rest_wall = statistics.median(
+                    measure([a.ringfetch, "fetch", "-c", "500", "-i", urls],
+                            os.path.join(tmp, "out"))[0].wall for _ in range(3))
+            part2(a, tmp, ng.ports, refused, rest_wall)
+        if 3 in parts:
+            part3(a, tmp, ng.ports, refused)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
