@@ -9,13 +9,7 @@ static struct wentry *job_entry(struct conn *c)
     return window_at(&c->wk->eng->win, c->job);
 }
 
-static int has_header(const struct wentry *w, const char *name, size_t len)
-{
-    for (size_t i = 0; i < w->n_headers; i++)
-        if (strncasecmp(w->headers[i], name, len) == 0 && w->headers[i][len] == ':')
-            return 1;
-    return 0;
-}
+
 
 struct wbuf {
     char *p;
@@ -47,46 +41,66 @@ static void put_u64(struct wbuf *b, uint64_t v)
     put(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
-/*
- * Write the request head into the slot's send buffer with plain copies (no formatting
- * on the hot path). Host, User-Agent and Accept are ours unless the caller set them.
- * Returns 0 or -RF_ERR_TOO_LARGE when the head does not fit the slot's buffer.
- */
-int http1_write_request(struct worker *e, struct conn *c, const struct wentry *w,
-                        const struct rf_url *u, const char *url)
+static int has_header(const struct http1_req *r, const char *name, size_t len)
 {
-    struct wbuf b = {c->sbuf, 0, CONN_SBUF, 0};
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (strncasecmp(r->headers[i], name, len) == 0 && r->headers[i][len] == ':')
+            return 1;
+    return 0;
+}
 
-    puts_(&b, w->method);
+/* Plain copies, no formatting: Host, User-Agent and Accept are ours unless the caller set them. */
+int http1_format_request(char *buf, uint32_t cap, const struct http1_req *r)
+{
+    struct wbuf b = {buf, 0, cap, 0};
+    const struct rf_url *u = r->u;
+
+    puts_(&b, r->method);
     put(&b, " ", 1);
     if (u->target_len == 0 || u->target_needs_slash)
         put(&b, "/", 1);
-    put(&b, url + u->target_off, u->target_len);
+    put(&b, r->url + u->target_off, u->target_len);
     put(&b, " HTTP/1.1\r\n", 11);
-    if (!has_header(w, "Host", 4)) {
+    if (!has_header(r, "Host", 4)) {
         put(&b, "Host: ", 6);
-        put(&b, url + u->authority_off, u->authority_len);
+        put(&b, r->url + u->authority_off, u->authority_len);
         put(&b, "\r\n", 2);
     }
-    if (e->eng->ua_len && !has_header(w, "User-Agent", 10))
-        put(&b, e->eng->ua_line, e->eng->ua_len);
-    if (!has_header(w, "Accept", 6))
+    if (r->ua_len && !has_header(r, "User-Agent", 10))
+        put(&b, r->ua_line, r->ua_len);
+    if (!has_header(r, "Accept", 6))
         put(&b, "Accept: */*\r\n", 13);
-    if (!e->eng->cfg.keepalive && !has_header(w, "Connection", 10))
+    if (r->close && !has_header(r, "Connection", 10))
         put(&b, "Connection: close\r\n", 19);
-    for (size_t i = 0; i < w->n_headers; i++) {
-        puts_(&b, w->headers[i]);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        puts_(&b, r->headers[i]);
         put(&b, "\r\n", 2);
     }
-    if (w->body && !has_header(w, "Content-Length", 14)) {
+    if (r->has_body && !has_header(r, "Content-Length", 14)) {
         put(&b, "Content-Length: ", 16);
-        put_u64(&b, w->body_len);
+        put_u64(&b, r->body_len);
         put(&b, "\r\n", 2);
     }
     put(&b, "\r\n", 2);
-    if (b.overflow)
-        return -RF_ERR_TOO_LARGE;
-    c->slen = b.len;
+    return b.overflow ? -RF_ERR_TOO_LARGE : (int)b.len;
+}
+
+/* The job's request head, written into the slot's send buffer. */
+int http1_write_request(struct worker *e, struct conn *c, const struct wentry *w,
+                        const struct rf_url *u, const char *url)
+{
+    struct http1_req r = {
+        .method = w->method, .url = url, .u = u,
+        .headers = w->headers, .n_headers = w->n_headers,
+        .has_body = w->body != NULL, .body_len = w->body_len,
+        .ua_line = e->eng->ua_line, .ua_len = e->eng->ua_len,
+        .close = !e->eng->cfg.keepalive,
+    };
+    int len = http1_format_request(c->sbuf, CONN_SBUF, &r);
+
+    if (len < 0)
+        return len;
+    c->slen = (uint32_t)len;
     c->soff = 0;
     c->body_off = 0;
     c->is_head = strcmp(w->method, "HEAD") == 0;

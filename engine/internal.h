@@ -10,6 +10,7 @@
 #include "llhttp.h"
 
 #include "dns.h"
+#include "http1.h"
 #include "list.h"
 #include "results.h"
 #include "ring.h"
@@ -150,12 +151,12 @@ void pool_put_free(struct worker *e, struct conn *c);
 
 /* http1.c */
 void http1_settings(llhttp_settings_t *s);
+int http1_write_request(struct worker *e, struct conn *c, const struct wentry *w,
+                        const struct rf_url *u, const char *url);
+void http1_begin_response(struct worker *e, struct conn *c);
 
 /* engine.c */
 void worker_wake(struct worker *w);
 void engine_job_done(struct worker *e, struct wentry *w, uint64_t index);
-int http1_write_request(struct worker *e, struct conn *c, const struct wentry *w,
-                        const struct rf_url *u, const char *url);
-void http1_begin_response(struct worker *e, struct conn *c);
 
 #endif
