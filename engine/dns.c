@@ -379,7 +379,9 @@ int dns_lookup(struct rf_dns *d, const char *host, size_t len, uint16_t port,
 
     if (len == 0 || len > DNS_NAME_MAX)
         return -RF_ERR_DNS;
-    memcpy(name, host, len);
+    /* Names are case-insensitive: the hosts file entries and the cache keys are lower-case. */
+    for (size_t i = 0; i < len; i++)
+        name[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32 : host[i]);
     name[len] = '\0';
     if (parse_ip(name, out, outlen) == 0) {
         copy_with_port(out, outlen, out, *outlen, port);
@@ -425,11 +427,14 @@ int dns_lookup(struct rf_dns *d, const char *host, size_t len, uint16_t port,
 /* "host:port:addr" as curl's --resolve; addr may be bracketed; of a list, the first. */
 static int parse_override(const char *s, struct override *o)
 {
-    const char *c1 = strchr(s, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    const char *c1, *c2;
     char addr[INET6_ADDRSTRLEN + 2], *end;
     size_t alen;
     long port;
 
+    s = s[0] == '+' ? s + 1 : s; /* curl's "+host" (time-limited entry) means the same here */
+    c1 = strchr(s, ':');
+    c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     if (!c1 || !c2 || c1 == s)
         return -1;
     if (c2 - c1 == 2 && c1[1] == '*') {
@@ -439,7 +444,6 @@ static int parse_override(const char *s, struct override *o)
         if (end != c2 || port < 1 || port > 65535)
             return -1;
     }
-    s = s[0] == '+' ? s + 1 : s; /* curl's "+host" (time-limited entry) means the same here */
     c2++;
     alen = strcspn(c2, ",");
     if (alen >= 2 && c2[0] == '[' && c2[alen - 1] == ']') {
@@ -452,9 +456,59 @@ static int parse_override(const char *s, struct override *o)
     addr[alen] = '\0';
     if (parse_ip(addr, &o->addr, &o->addrlen))
         return -1;
-    o->host = strndup(s, (size_t)(strchr(s, ':') - s));
+    o->host = strndup(s, (size_t)(c1 - s));
     o->port = (uint16_t)port;
     return o->host ? 0 : -1;
+}
+
+/*
+ * "ADDR[:PORT]" or "[ADDR]:PORT", a comma-separated list of them as c-ares takes. Checked
+ * here because c-ares 1.18 accepts an empty string (keeping resolv.conf's servers) and cuts
+ * a port past 65535 to 16 bits.
+ */
+static int check_servers(const char *s)
+{
+    char addr[INET6_ADDRSTRLEN + 2];
+    struct sockaddr_storage sa;
+    socklen_t salen;
+
+    for (;;) {
+        size_t n = strcspn(s, ","), alen = n;
+        const char *a = s, *port = NULL, *colon = memchr(s, ':', n);
+
+        if (s[0] == '[') {
+            const char *close = memchr(s, ']', n);
+
+            if (!close || (close + 1 < s + n && close[1] != ':'))
+                return -1;
+            a = s + 1;
+            alen = (size_t)(close - a);
+            port = close + 1 < s + n ? close + 2 : NULL;
+        } else if (colon && !memchr(colon + 1, ':', n - (size_t)(colon + 1 - s))) {
+            alen = (size_t)(colon - s); /* one colon: IPv4 with a port; more: bare IPv6 */
+            port = colon + 1;
+        }
+        if (alen == 0 || alen >= sizeof(addr))
+            return -1;
+        memcpy(addr, a, alen);
+        addr[alen] = '\0';
+        if (parse_ip(addr, &sa, &salen))
+            return -1;
+        if (port) {
+            size_t plen = (size_t)(s + n - port);
+            long v = 0;
+
+            if (plen < 1 || plen > 5 || strspn(port, "0123456789") < plen)
+                return -1;
+            for (size_t i = 0; i < plen; i++)
+                v = v * 10 + (port[i] - '0');
+            if (v < 1 || v > 65535)
+                return -1;
+        }
+        if (s[n] == '\0')
+            return 0;
+        s += n + 1;
+    }
 }
 
 static void add_host(struct rf_dns *d, const char *name, const struct sockaddr_storage *sa,
@@ -548,7 +602,8 @@ int dns_create(struct rf_dns **out, struct rf_ring *ring, const struct rf_dns_co
         d->channel = NULL;
         goto fail;
     }
-    if (cfg->server && ares_set_servers_ports_csv(d->channel, cfg->server) != ARES_SUCCESS) {
+    if (cfg->server && (check_servers(cfg->server) ||
+                        ares_set_servers_ports_csv(d->channel, cfg->server) != ARES_SUCCESS)) {
         ret = -RF_ERR_INVALID_ARG;
         goto fail;
     }

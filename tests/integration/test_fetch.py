@@ -5,6 +5,8 @@ import signal
 import subprocess
 import time
 
+import harness
+
 
 def ok_row(row, index, url):
     assert row["index"] == index, row
@@ -186,8 +188,10 @@ def test_accept_then_reset(ctx):
 def test_resolve_option(ctx):
     port = ctx.nginx.ports[1]
     url = f"http://svc.example.test:{port}/"
-    rc, rows, err = ctx.fetch(["--resolve", f"svc.example.test:{port}:127.0.0.1", url,
-                               f"http://nosuch.invalid.test:{port}/"],)
+    with harness.DnsServer({}) as dns:  # NXDOMAIN for everything, on loopback
+        rc, rows, err = ctx.fetch(["--dns-server", dns.server,
+                                   "--resolve", f"svc.example.test:{port}:127.0.0.1", url,
+                                   f"http://nosuch.invalid.test:{port}/"])
     assert rc == 0, err
     ok_row(rows[0], 0, url)
     assert rows[1]["error"] == "dns", rows

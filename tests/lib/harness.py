@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Shared helpers for ringfetch's integration tests, benchmarks and demo: free loopback
-ports, waiting for a port, a private nginx, the misbehaving badserver, running ringfetch.
+ports, waiting for a port, a private nginx, the misbehaving badserver, a test DNS server,
+running ringfetch.
 
 As a script it runs nginx in the foreground for benchmark scripts:
     harness.py nginx --ports 100 --workers 1 --cpu 0
@@ -24,6 +25,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BADSERVER = os.path.join(ROOT, "tests", "servers", "badserver.py")
+DNSSERVER = os.path.join(ROOT, "tests", "servers", "dnsserver.py")
 PYTHON = "/usr/bin/python3"
 NGINX = "/usr/sbin/nginx"
 
@@ -345,6 +347,84 @@ class BadServer:
         _stop_group(self.proc, signal.SIGTERM, 5.0)
         self.proc.stdout.close()
         self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# ----------------------------------------------------------------- dnsserver
+
+
+class DnsServer:
+    """tests/servers/dnsserver.py in a child process; use as a context manager.
+
+    DnsServer({"web.test": "127.0.0.1"}, mode="answer"|"silent", ttl=60, log=PATH).
+    A value may be a list of addresses (A for IPv4, AAAA for IPv6). .port; .server is the
+    "127.0.0.1:PORT" string for --dns-server; .queries() lists the (qname, qtype) pairs
+    received so far, in order.
+    """
+
+    def __init__(self, names=None, mode="answer", ttl=60, log=None, start_timeout=15.0):
+        self.args = ["--port", "0", "--mode", mode, "--ttl", str(int(ttl)),
+                     "--exit-on-stdin-eof"]
+        for name, addrs in (names or {}).items():
+            for addr in ([addrs] if isinstance(addrs, str) else addrs):
+                self.args += ["--map", f"{name}={addr}"]
+        self.own_log = log is None
+        if log is None:
+            fd, log = tempfile.mkstemp(prefix="rf-dns-", suffix=".log")
+            os.close(fd)
+        self.log = log
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.port = None
+
+    @property
+    def server(self):
+        return f"127.0.0.1:{self.port}"
+
+    def queries(self):
+        try:
+            with open(self.log) as f:
+                return [tuple(line.split()[:2]) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def start(self):
+        self.proc = subprocess.Popen([PYTHON, DNSSERVER] + self.args + ["--log", self.log],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            line = _read_line(self.proc.stdout, self.start_timeout)
+            if not line:
+                raise RuntimeError(f"dnsserver exited with {self.proc.wait(5)} before binding")
+            self.port = json.loads(line)["port"]  # printed once the socket is bound
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()  # --exit-on-stdin-eof
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            _stop_group(self.proc, signal.SIGTERM, 5.0)
+            self.proc.stdout.close()
+            self.proc = None
+        if self.own_log:
+            try:
+                os.unlink(self.log)
+            except FileNotFoundError:
+                pass
 
     def __enter__(self):
         return self.start()
