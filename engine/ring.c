@@ -183,7 +183,8 @@ void ring_send(struct rf_ring *r, unsigned fidx, const void *buf, size_t len, ui
 {
     struct io_uring_sqe *sqe = ring_sqe(r);
 
-    io_uring_prep_send(sqe, (int)fidx, buf, len, MSG_NOSIGNAL);
+    /* MSG_WAITALL: io_uring itself retries a short send on a stream socket. */
+    io_uring_prep_send(sqe, (int)fidx, buf, len, MSG_NOSIGNAL | MSG_WAITALL);
     sqe->flags |= IOSQE_FIXED_FILE | sqe_flags;
     io_uring_sqe_set_data64(sqe, ud);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 int cmd_fetch(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* "1.5" seconds, or with a unit "250ms", "2s", "1m". Returns 0 or -1. */
 int parse_duration_ms(const char *s, uint64_t *ms);
@@ -21,5 +22,10 @@ void json_mem(FILE *f, const void *data, size_t len);
 void csv_str(FILE *f, const char *s);
 
 double mono_seconds(void);
+
+/* A request body: the argument itself, or with "@FILE" the file's bytes. 0 or -1. */
+int load_data(const char *arg, char **data, size_t *len);
+/* "Name: value" on one line. */
+int valid_header(const char *h);
 
 #endif

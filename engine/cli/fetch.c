@@ -264,32 +264,6 @@ static void summary(const struct fetch *f, const rf_stats *st, double wall)
     fputs(errs ? ")\n" : "\n", stderr);
 }
 
-static int read_body(struct fetch *f, const char *arg)
-{
-    FILE *bf;
-    long n;
-
-    if (arg[0] != '@') {
-        f->body = strdup(arg);
-        f->body_len = strlen(arg);
-        return f->body ? 0 : -1;
-    }
-    bf = fopen(arg + 1, "rb");
-    if (!bf || fseek(bf, 0, SEEK_END) || (n = ftell(bf)) < 0 || fseek(bf, 0, SEEK_SET)) {
-        if (bf)
-            fclose(bf);
-        return -1;
-    }
-    f->body = malloc((size_t)n + 1);
-    if (!f->body || fread(f->body, 1, (size_t)n, bf) != (size_t)n) {
-        fclose(bf);
-        return -1;
-    }
-    fclose(bf);
-    f->body_len = (size_t)n;
-    return 0;
-}
-
 /* Count lines of a regular file ahead of time, for the progress line's total. */
 static uint64_t count_lines(const char *path)
 {
@@ -369,12 +343,13 @@ int cmd_fetch(int argc, char **argv)
         case 'H':
             if (f.nheaders == MAX_HEADERS)
                 return usage_error("too many headers", NULL);
-            if (!strchr(optarg, ':') || strpbrk(optarg, "\r\n"))
+            if (!valid_header(optarg))
                 return usage_error("a header is 'Name: value'", optarg);
             f.headers[f.nheaders++] = optarg;
             break;
         case 'd':
-            if (read_body(&f, optarg))
+            free(f.body);
+            if (load_data(optarg, &f.body, &f.body_len))
                 return usage_error("cannot read the request body", optarg);
             break;
         case 'M':
@@ -460,6 +435,8 @@ int cmd_fetch(int argc, char **argv)
     cfg.on_result = on_result;
     cfg.result_userp = &f;
     err = rf_engine_create(&eng, &cfg);
+    if (err == RF_ERR_INVALID_ARG && (cfg.dns_server || cfg.n_resolve))
+        return usage_error("bad --dns-server or --resolve value (invalid_argument)", NULL);
     if (err != RF_OK) {
         fprintf(stderr, "ringfetch fetch: cannot start the engine: %s\n", rf_strerror(err));
         return err == RF_ERR_INVALID_ARG ? 2 : 1;

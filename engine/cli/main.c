@@ -11,6 +11,7 @@
 static void usage(FILE *f)
 {
     fputs("usage: ringfetch fetch [options] [URL...]   fetch many URLs, one result row each\n"
+          "       ringfetch bench [options] URL        load-test one URL (wrk-like report)\n"
           "       ringfetch --version\n"
           "Run 'ringfetch fetch --help' for the options.\n",
           f);
@@ -44,6 +45,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "fetch") == 0)
         return cmd_fetch(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bench") == 0)
+        return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "ringfetch: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
@@ -158,4 +161,41 @@ double mono_seconds(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int load_data(const char *arg, char **data, size_t *len)
+{
+    FILE *f;
+    long n;
+
+    *data = NULL;
+    *len = 0;
+    if (arg[0] != '@') {
+        *data = strdup(arg);
+        *len = strlen(arg);
+        return *data ? 0 : -1;
+    }
+    f = fopen(arg + 1, "rb");
+    if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    *data = malloc((size_t)n + 1);
+    if (!*data || fread(*data, 1, (size_t)n, f) != (size_t)n) {
+        free(*data);
+        *data = NULL;
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return 0;
+}
+
+int valid_header(const char *h)
+{
+    const char *colon = strchr(h, ':');
+
+    return colon && colon != h && !strpbrk(h, "\r\n");
 }

@@ -1,0 +1,774 @@
+/*
+ * bench.c - HTTP/1.1 load on io_uring: closed loop, pipelined, or open loop at a rate.
+ *
+ * Threads share nothing: each has its ring, connections, provided buffers, counters and
+ * latency histogram, merged when they have all stopped. The request is serialised once
+ * (repeated `pipeline` times in one buffer) and every send points into that buffer, so
+ * the hot path is: recv completion -> llhttp -> record latency -> one send for every
+ * response answered in the batch, submitted with everything else in the turn's one
+ * io_uring_enter().
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "bench.h"
+#include "dns.h"
+#include "http1.h"
+#include "list.h"
+#include "llhttp.h"
+#include "ring.h"
+#include "ringfetch.h"
+#include "udata.h"
+#include "url.h"
+
+#define SWEEP_US 100000     /* timeouts, connect timeouts and the live counters */
+#define RETRY_US 10000      /* pause before reconnecting after a failed connect */
+
+enum bstate { B_DOWN, B_CONNECTING, B_OPEN, B_RETRY };
+
+struct bworker;
+
+struct bconn {
+    struct bworker *w;
+    uint32_t idx, gen;
+    uint8_t state, parity, recv_armed, sending, server_closes;
+    uint16_t status;
+    uint32_t outstanding;    /* requests sent or being sent, not yet answered */
+    uint32_t owed;           /* closed loop: answered ones to replace when the send ends */
+    uint32_t ohead;          /* t_due index of the oldest outstanding request */
+    const char *sbuf;
+    uint32_t slen, soff;
+    uint64_t reqs;           /* requests issued on this connection */
+    uint64_t t_conn;         /* connect start; or when to retry */
+    uint64_t *t_due;         /* per outstanding request: when it was due (its latency origin) */
+    llhttp_t parser;
+    struct list ready;       /* open loop: can take a request now */
+    struct list retry;
+};
+
+struct bench {
+    const struct bench_config *cfg;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *tmpl;              /* the request `pipeline` times */
+    uint32_t tlen;           /* one request */
+    char *close_tmpl;        /* the request with Connection: close, for the last on a conn */
+    uint32_t close_len;
+    unsigned pipeline;
+    int is_head;
+    int quiet_sends;         /* sends post no completion unless they fail (small requests) */
+    llhttp_settings_t settings;
+    unsigned ready;          /* workers set up (or failed), before the start */
+    int go;                  /* set once every worker is ready: the clock starts */
+    int abort;
+};
+
+struct bworker {
+    struct bench *b;
+    unsigned id;
+    struct rf_ring ring;
+    struct bconn *conns;
+    uint32_t nconns;
+    uint64_t *due_slab;
+    struct hist lat;
+    struct bench_totals t;
+    uint64_t now, t0, t_end, last_sweep;
+    uint64_t quota, issued, inflight; /* quota 0: no request limit */
+    double interval_us;               /* open loop: time between requests; 0 = closed loop */
+    uint64_t scheduled;               /* open loop: requests whose due time has been used */
+    uint64_t open, peak_open;
+    uint64_t live_requests, live_errors; /* published for the live line */
+    struct list ready, retries;
+    pthread_t thread;
+    int err;
+    int done;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static unsigned file_index(const struct bconn *c) { return c->idx * 2 + c->parity; }
+
+/* Time since a request was due; never wraps, whatever the clock reads between turns. */
+static uint64_t since(uint64_t now, uint64_t due) { return now > due ? now - due : 0; }
+
+static uint64_t errors_of(const struct bench_totals *t)
+{
+    return t->err_connect + t->err_read + t->err_write + t->err_timeout;
+}
+
+/* ---- requests ---- */
+
+/* How many of `want` requests the run still allows on this connection. */
+static uint32_t allowed(struct bworker *w, struct bconn *c, uint32_t want)
+{
+    const struct bench_config *cfg = w->b->cfg;
+
+    if (w->quota && want > w->quota - w->issued)
+        want = (uint32_t)(w->quota - w->issued);
+    if (cfg->reqs_per_conn && want > cfg->reqs_per_conn - c->reqs)
+        want = (uint32_t)(cfg->reqs_per_conn - c->reqs);
+    if (want > w->b->pipeline - c->outstanding)
+        want = w->b->pipeline - c->outstanding;
+    return want;
+}
+
+/* Send n requests in one send (n <= allowed()), each due at `due`. */
+static void issue(struct bworker *w, struct bconn *c, uint32_t n, uint64_t due)
+{
+    const struct bench *b = w->b;
+    int last = b->cfg->reqs_per_conn && c->reqs + n == b->cfg->reqs_per_conn;
+
+    for (uint32_t i = 0; i < n; i++)
+        c->t_due[(c->ohead + c->outstanding + i) % b->pipeline] = due;
+    c->outstanding += n;
+    c->reqs += n;
+    w->issued += n;
+    w->inflight += n;
+    /* With a per-connection limit the pipeline is 1, so `last` covers the whole send. */
+    c->sbuf = last ? b->close_tmpl : b->tmpl;
+    c->slen = last ? b->close_len : n * b->tlen;
+    c->soff = 0;
+    c->sending = !b->quiet_sends;
+    ring_send(&w->ring, file_index(c), c->sbuf, c->slen, ud_pack(OP_SEND, c->gen, c->idx),
+              b->quiet_sends ? IOSQE_CQE_SKIP_SUCCESS : 0);
+}
+
+static void make_ready(struct bworker *w, struct bconn *c)
+{
+    if (w->interval_us > 0 && c->state == B_OPEN && !c->sending &&
+        c->outstanding < w->b->pipeline && !list_linked(&c->ready))
+        list_add_tail(&w->ready, &c->ready);
+}
+
+/* ---- connections ---- */
+
+static void connect_conn(struct bworker *w, struct bconn *c)
+{
+    uint32_t n;
+
+    c->state = B_CONNECTING;
+    c->t_conn = w->now;
+    c->reqs = c->outstanding = c->owed = c->ohead = 0;
+    c->server_closes = 0;
+    n = w->interval_us > 0 ? 0 : allowed(w, c, w->b->pipeline);
+    w->t.connects++;
+    llhttp_init(&c->parser, HTTP_RESPONSE, &w->b->settings);
+    c->parser.data = c;
+    ring_reserve(&w->ring, 3);
+    ring_socket_connect(&w->ring, file_index(c), (const struct sockaddr *)&w->b->addr,
+                        w->b->addrlen, ud_pack(OP_SOCKET, c->gen, c->idx),
+                        ud_pack(OP_CONNECT, c->gen, c->idx), n > 0);
+    /* Closed loop: the first requests ride on the connect (linked), no extra turn. */
+    if (n)
+        issue(w, c, n, w->now);
+}
+
+static int running(const struct bworker *w)
+{
+    return !w->b->abort && !*w->b->cfg->stop && w->now < w->t_end &&
+           (!w->quota || w->issued < w->quota);
+}
+
+/* Close the socket; reconnect unless the run is ending. Outstanding requests are gone. */
+static void reconnect(struct bworker *w, struct bconn *c, int pause)
+{
+    if (c->state == B_OPEN)
+        w->open--;
+    if (c->state == B_OPEN || c->state == B_CONNECTING)
+        ring_close_direct(&w->ring, file_index(c));
+    c->parity ^= 1;
+    c->gen = (c->gen + 1) & UD_GEN_MASK;
+    c->recv_armed = c->sending = 0;
+    w->inflight -= c->outstanding;
+    c->outstanding = 0;
+    list_del(&c->ready);
+    list_del(&c->retry);
+    if (!running(w)) {
+        c->state = B_DOWN;
+    } else if (pause) {
+        c->state = B_RETRY;
+        c->t_conn = w->now + RETRY_US;
+        list_add_tail(&w->retries, &c->retry);
+    } else {
+        connect_conn(w, c);
+    }
+}
+
+/* Requests that got no answer in time: counted as timeouts and kept in the latencies. */
+static void time_out(struct bworker *w, struct bconn *c)
+{
+    for (uint32_t i = 0; i < c->outstanding; i++) {
+        uint64_t due = c->t_due[(c->ohead + i) % w->b->pipeline];
+
+        hist_record(&w->lat, since(w->now, due));
+        w->t.err_timeout++;
+    }
+    reconnect(w, c, 0);
+}
+
+/* ---- llhttp callbacks ---- */
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct bconn *c = p->data;
+
+    c->status = p->status_code;
+    return c->w->b->is_head ? 1 : 0; /* 1: a HEAD response has no body */
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct bconn *c = p->data;
+    struct bworker *w = c->w;
+
+    if (c->status < 200 && c->status >= 100)
+        return 0; /* an interim response; the final one follows */
+    if (!c->outstanding)
+        return -1; /* a response nobody asked for */
+    hist_record(&w->lat, since(w->now, c->t_due[c->ohead]));
+    c->ohead = (c->ohead + 1) % w->b->pipeline;
+    c->outstanding--;
+    c->owed++;
+    w->inflight--;
+    w->t.requests++;
+    w->t.status[c->status < BENCH_STATUS_MAX ? c->status : 0]++;
+    if (c->status >= 400)
+        w->t.non_2xx_3xx++;
+    if (!llhttp_should_keep_alive(p))
+        c->server_closes = 1;
+    return 0;
+}
+
+/* ---- completions ---- */
+
+static void after_progress(struct bworker *w, struct bconn *c)
+{
+    const struct bench_config *cfg = w->b->cfg;
+    uint32_t n;
+
+    if (c->server_closes) {
+        /*
+         * The server ends the connection after this response (not an error). Requests
+         * pipelined behind it were never read by the server: they go out again on the
+         * next connection.
+         */
+        w->issued -= c->outstanding;
+        return reconnect(w, c, 0);
+    }
+    if (cfg->reqs_per_conn && c->reqs >= cfg->reqs_per_conn) {
+        if (!c->outstanding && !c->sending)
+            reconnect(w, c, 0);
+        return;
+    }
+    if (c->sending)
+        return;
+    if (w->interval_us > 0) {
+        make_ready(w, c);
+        return;
+    }
+    c->owed = 0;
+    if (running(w) && (n = allowed(w, c, w->b->pipeline)) > 0)
+        issue(w, c, n, w->now);
+}
+
+static void on_recv(struct bworker *w, struct bconn *c, const struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        c->recv_armed = 0;
+    if (res > 0) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        llhttp_errno_t err = llhttp_execute(&c->parser, ring_buf(&w->ring, bid), (size_t)res);
+
+        ring_buf_return(&w->ring, bid);
+        w->t.bytes += (uint64_t)res;
+        if (err != HPE_OK) {
+            w->t.err_read++;
+            return reconnect(w, c, 0);
+        }
+        after_progress(w, c);
+    } else if (res == 0 || (res != -ENOBUFS)) {
+        /* The server closed (or reset): an error only when it owed us an answer. */
+        if (c->outstanding)
+            w->t.err_read++;
+        return reconnect(w, c, 0);
+    }
+    if (c->state == B_OPEN && !c->recv_armed) {
+        ring_recv_multishot(&w->ring, file_index(c), ud_pack(OP_RECV, c->gen, c->idx));
+        c->recv_armed = 1;
+    }
+}
+
+static void on_send(struct bworker *w, struct bconn *c, int res)
+{
+    if (res < 0) {
+        if (c->state == B_CONNECTING && res == -ECANCELED)
+            return; /* the connect it was linked to failed and says why */
+        w->t.err_write++;
+        return reconnect(w, c, 0);
+    }
+    c->soff += (uint32_t)res;
+    if (c->soff < c->slen) { /* short send: the socket buffer was full */
+        ring_send(&w->ring, file_index(c), c->sbuf + c->soff, c->slen - c->soff,
+                  ud_pack(OP_SEND, c->gen, c->idx), 0);
+        return;
+    }
+    c->sending = 0;
+    after_progress(w, c);
+}
+
+static void handle_cqe(struct bworker *w, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    uint32_t idx = ud_idx(ud);
+    struct bconn *c = idx < w->nconns ? &w->conns[idx] : NULL;
+
+    if (!c || ud_gen(ud) != c->gen || ud_op(ud) == OP_IGNORE) {
+        if (cqe->flags & IORING_CQE_F_BUFFER)
+            ring_buf_return(&w->ring, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        return;
+    }
+    switch (ud_op(ud)) {
+    case OP_SOCKET:
+    case OP_CONNECT:
+        if (cqe->res == -ECANCELED && ud_op(ud) == OP_CONNECT)
+            break; /* the socket before it failed and says why */
+        if (cqe->res < 0) {
+            w->t.err_connect++;
+            return reconnect(w, c, 1);
+        }
+        if (ud_op(ud) == OP_SOCKET)
+            break;
+        c->state = B_OPEN;
+        w->t.established++;
+        if (++w->open > w->peak_open)
+            w->peak_open = w->open;
+        ring_recv_multishot(&w->ring, file_index(c), ud_pack(OP_RECV, c->gen, c->idx));
+        c->recv_armed = 1;
+        make_ready(w, c);
+        break;
+    case OP_SEND:
+        on_send(w, c, cqe->res);
+        break;
+    case OP_RECV:
+        on_recv(w, c, cqe);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- the loop ---- */
+
+/* Open loop: hand every request that is due to a connection that can take it. */
+static void schedule(struct bworker *w)
+{
+    for (;;) {
+        uint64_t due = w->t0 + (uint64_t)((double)w->scheduled * w->interval_us);
+        struct bconn *c;
+
+        if (due > w->now || list_empty(&w->ready) || !running(w))
+            return;
+        c = list_entry(w->ready.next, struct bconn, ready);
+        list_del(&c->ready);
+        if (!allowed(w, c, 1))
+            continue;
+        issue(w, c, 1, due);
+        w->scheduled++;
+    }
+}
+
+static void sweep(struct bworker *w)
+{
+    const struct bench_config *cfg = w->b->cfg;
+    uint64_t tmo = cfg->timeout_ms * 1000, ctmo = cfg->connect_timeout_ms * 1000;
+
+    w->last_sweep = w->now;
+    for (uint32_t i = 0; i < w->nconns; i++) {
+        struct bconn *c = &w->conns[i];
+
+        if (c->state == B_OPEN && c->outstanding && tmo &&
+            since(w->now, c->t_due[c->ohead]) >= tmo) {
+            time_out(w, c);
+        } else if (c->state == B_CONNECTING && ctmo && w->now - c->t_conn >= ctmo) {
+            w->t.err_connect++;
+            reconnect(w, c, 0);
+        }
+    }
+    __atomic_store_n(&w->live_requests, w->t.requests, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->live_errors, errors_of(&w->t), __ATOMIC_RELAXED);
+}
+
+static int worker_setup(struct bworker *w)
+{
+    unsigned nb = 256, ne = 256;
+    unsigned bufsz = w->nconns > 1024 ? 4096 : 16384;
+
+    while (nb < w->nconns * 2 && nb < 4096)
+        nb <<= 1;
+    while (ne < w->nconns * 2 && ne < 4096)
+        ne <<= 1;
+    if (ring_init(&w->ring, ne, w->nconns * 2, nb, bufsz))
+        return -RF_ERR_SYSTEM;
+    hist_init(&w->lat);
+    list_init(&w->ready);
+    list_init(&w->retries);
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct bworker *w = arg;
+    const struct bench_config *cfg = w->b->cfg;
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts;
+    unsigned head, n;
+
+    w->err = worker_setup(w);
+    if (w->err)
+        __atomic_store_n(&w->b->abort, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&w->b->ready, 1, __ATOMIC_ACQ_REL);
+    while (!__atomic_load_n(&w->b->go, __ATOMIC_ACQUIRE))
+        nanosleep(&(struct timespec){0, 200000}, NULL);
+    if (__atomic_load_n(&w->b->abort, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+        return NULL;
+    }
+    w->now = w->t0 = w->last_sweep = now_us();
+    w->t_end = cfg->duration_ms ? w->t0 + cfg->duration_ms * 1000 : UINT64_MAX;
+    for (uint32_t i = 0; i < w->nconns; i++)
+        connect_conn(w, &w->conns[i]);
+    for (;;) {
+        int64_t wait = SWEEP_US;
+
+        if (w->b->abort || *cfg->stop || w->now >= w->t_end)
+            break; /* requests still out are neither answers nor errors, as in wrk */
+        if (w->quota && w->issued >= w->quota && !w->inflight)
+            break;
+        if (w->interval_us > 0 && !list_empty(&w->ready)) {
+            uint64_t due = w->t0 + (uint64_t)((double)w->scheduled * w->interval_us);
+
+            wait = due > w->now ? (int64_t)(due - w->now) : 0;
+        }
+        if (w->t_end != UINT64_MAX && (int64_t)(w->t_end - w->now) < wait)
+            wait = (int64_t)(w->t_end - w->now);
+        ts.tv_sec = wait / 1000000;
+        ts.tv_nsec = (wait % 1000000) * 1000;
+        io_uring_submit_and_wait_timeout(&w->ring.uring, &cqe, 1, &ts, NULL);
+        w->now = now_us();
+        n = 0;
+        io_uring_for_each_cqe(&w->ring.uring, head, cqe) {
+            handle_cqe(w, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&w->ring.uring, n);
+        while (!list_empty(&w->retries)) {
+            struct bconn *c = list_entry(w->retries.next, struct bconn, retry);
+
+            if (c->t_conn > w->now)
+                break;
+            list_del(&c->retry);
+            connect_conn(w, c);
+        }
+        if (w->interval_us > 0)
+            schedule(w);
+        if (w->now - w->last_sweep >= SWEEP_US)
+            sweep(w);
+    }
+    sweep(w);
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* ---- setup ---- */
+
+struct lookup {
+    int done, err;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+static void lookup_done(void *ctx, uint64_t cookie, int err, const struct sockaddr *sa,
+                        socklen_t salen)
+{
+    struct lookup *l = ctx;
+
+    (void)cookie;
+    l->done = 1;
+    l->err = err || salen > sizeof(l->addr);
+    if (!l->err) {
+        memcpy(&l->addr, sa, salen);
+        l->addrlen = salen;
+    }
+}
+
+/* The target's address, once, before any thread starts (the resolver on a ring of its own). */
+static int resolve(struct bench *b, const char *url, const struct rf_url *u)
+{
+    struct rf_dns_config dc = {
+        .server = b->cfg->dns_server, .resolve = b->cfg->resolve,
+        .n_resolve = b->cfg->n_resolve,
+    };
+    struct lookup l = {0};
+    struct rf_ring ring;
+    struct rf_dns *dns;
+    char host[RF_HOST_MAX + 1];
+    int ret;
+
+    for (uint32_t i = 0; i < u->host_len; i++) {
+        char ch = url[u->host_off + i];
+
+        host[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+    }
+    if (ring_init(&ring, 64, 0, 0, 0))
+        return -RF_ERR_SYSTEM;
+    ret = dns_create(&dns, &ring, &dc, lookup_done, &l);
+    if (ret == 0) {
+        ret = dns_lookup(dns, host, u->host_len, u->port, &l.addr, &l.addrlen, 0);
+        for (int turns = 0; ret == 1 && !l.done && turns < 1000; turns++) {
+            struct __kernel_timespec ts = {0, 10 * 1000 * 1000};
+            struct io_uring_cqe *cqe;
+            unsigned head, n = 0;
+
+            io_uring_submit_and_wait_timeout(&ring.uring, &cqe, 1, &ts, NULL);
+            io_uring_for_each_cqe(&ring.uring, head, cqe) {
+                if (ud_op(io_uring_cqe_get_data64(cqe)) == OP_DNS_POLL)
+                    dns_handle_cqe(dns, cqe);
+                n++;
+            }
+            io_uring_cq_advance(&ring.uring, n);
+            if (dns_timeout_ms(dns) == 0)
+                dns_tick(dns);
+        }
+        if (ret == 1)
+            ret = l.done && !l.err ? 0 : -RF_ERR_DNS;
+        dns_destroy(dns);
+    }
+    ring_exit(&ring);
+    if (ret)
+        return ret;
+    b->addr = l.addr;
+    b->addrlen = l.addrlen;
+    return 0;
+}
+
+/* The request, serialised once: `pipeline` copies back to back, and a closing variant. */
+static int build_templates(struct bench *b, const char *url, const struct rf_url *u)
+{
+    const struct bench_config *cfg = b->cfg;
+    static const char ua[] = "User-Agent: ringfetch-bench/" RINGFETCH_VERSION_STR "\r\n";
+    struct http1_req r = {
+        .method = cfg->method ? cfg->method : cfg->body ? "POST" : "GET",
+        .url = url, .u = u, .headers = cfg->headers, .n_headers = cfg->n_headers,
+        .has_body = cfg->body != NULL, .body_len = cfg->body_len,
+        .ua_line = ua, .ua_len = sizeof(ua) - 1,
+    };
+    char head[16384];
+    int len = http1_format_request(head, sizeof(head), &r);
+
+    if (len < 0)
+        return -RF_ERR_INVALID_ARG;
+    b->is_head = strcmp(r.method, "HEAD") == 0;
+    b->tlen = (uint32_t)len + (uint32_t)cfg->body_len;
+    b->tmpl = malloc((size_t)b->tlen * b->pipeline);
+    if (!b->tmpl)
+        return -RF_ERR_NOMEM;
+    for (unsigned i = 0; i < b->pipeline; i++) {
+        memcpy(b->tmpl + (size_t)i * b->tlen, head, (size_t)len);
+        if (cfg->body_len)
+            memcpy(b->tmpl + (size_t)i * b->tlen + len, cfg->body, cfg->body_len);
+    }
+    r.close = 1;
+    len = http1_format_request(head, sizeof(head), &r);
+    if (len < 0)
+        return -RF_ERR_INVALID_ARG;
+    b->close_len = (uint32_t)len + (uint32_t)cfg->body_len;
+    b->close_tmpl = malloc(b->close_len);
+    if (!b->close_tmpl)
+        return -RF_ERR_NOMEM;
+    memcpy(b->close_tmpl, head, (size_t)len);
+    if (cfg->body_len)
+        memcpy(b->close_tmpl + len, cfg->body, cfg->body_len);
+    return 0;
+}
+
+/* Connections per ring: each needs two registered-table entries, capped by RLIMIT_NOFILE. */
+static unsigned ring_capacity(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1u << 20)
+        return 1u << 19;
+    return rl.rlim_cur > 80 ? (unsigned)(rl.rlim_cur - 64) / 2 : 8;
+}
+
+static void merge(struct bench_report *out, const struct bworker *w)
+{
+    struct bench_totals *t = &out->t;
+
+    t->requests += w->t.requests;
+    t->bytes += w->t.bytes;
+    t->connects += w->t.connects;
+    t->established += w->t.established;
+    t->err_connect += w->t.err_connect;
+    t->err_read += w->t.err_read;
+    t->err_write += w->t.err_write;
+    t->err_timeout += w->t.err_timeout;
+    t->non_2xx_3xx += w->t.non_2xx_3xx;
+    for (unsigned i = 0; i < BENCH_STATUS_MAX; i++)
+        t->status[i] += w->t.status[i];
+    hist_merge(&out->lat, &w->lat);
+    out->open_at_end += w->open;
+    out->peak_open += w->peak_open;
+}
+
+static void watch(const struct bench_config *cfg, struct bworker *ws, unsigned nw, uint64_t t0)
+{
+    uint64_t next_tick = t0 + 1000000;
+
+    for (;;) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        unsigned done = 0;
+
+        nanosleep(&ts, NULL);
+        for (unsigned i = 0; i < nw; i++)
+            done += __atomic_load_n(&ws[i].done, __ATOMIC_ACQUIRE) != 0;
+        if (done == nw)
+            return;
+        if (cfg->tick && now_us() >= next_tick) {
+            uint64_t req = 0, err = 0;
+
+            for (unsigned i = 0; i < nw; i++) {
+                req += __atomic_load_n(&ws[i].live_requests, __ATOMIC_RELAXED);
+                err += __atomic_load_n(&ws[i].live_errors, __ATOMIC_RELAXED);
+            }
+            cfg->tick(cfg->tick_userp, (double)(now_us() - t0) / 1e6, req, err);
+            next_tick += 1000000;
+        }
+    }
+}
+
+int bench_run(const struct bench_config *cfg, struct bench_report *out)
+{
+    static const volatile sig_atomic_t never;
+    struct bench_config c = *cfg;
+    struct bench b;
+    struct bworker *ws = NULL;
+    struct rf_url u;
+    unsigned nw, cap = ring_capacity(), started = 0;
+    uint64_t t0;
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    hist_init(&out->lat);
+    memset(&b, 0, sizeof(b));
+    if (!c.stop)
+        c.stop = (volatile sig_atomic_t *)&never;
+    if (!c.connections || (!c.duration_ms && !c.requests))
+        return -RF_ERR_INVALID_ARG;
+    b.cfg = &c;
+    b.pipeline = c.pipeline ? c.pipeline : 1;
+    if (c.reqs_per_conn && b.pipeline > 1)
+        return -RF_ERR_INVALID_ARG; /* a closing request must be the last one on the wire */
+    ret = url_parse(c.url, strlen(c.url), &u);
+    if (ret)
+        return ret;
+    if (u.scheme != RF_SCHEME_HTTP)
+        return -RF_ERR_UNSUPPORTED_SCHEME;
+    ret = resolve(&b, c.url, &u);
+    if (ret == 0)
+        ret = build_templates(&b, c.url, &u);
+    if (ret)
+        goto out;
+    llhttp_settings_init(&b.settings);
+    b.settings.on_headers_complete = on_headers_complete;
+    b.settings.on_message_complete = on_message_complete;
+    /*
+     * A send of at most a few KiB completes in full (MSG_WAITALL) long before the next
+     * one on its connection, which waits for a response: its completion says nothing
+     * we need, so only a failed send posts one. That is one CQE less per request.
+     */
+    b.quiet_sends = (uint64_t)b.tlen * b.pipeline <= 4096;
+
+    /* Enough rings that no registered table goes over the open-file limit. */
+    nw = c.threads ? c.threads : 1;
+    if (nw < (c.connections + cap - 1) / cap)
+        nw = (c.connections + cap - 1) / cap;
+    if (nw > c.connections)
+        nw = c.connections;
+    ws = calloc(nw, sizeof(*ws));
+    if (!ws) {
+        ret = -RF_ERR_NOMEM;
+        goto out;
+    }
+    for (unsigned i = 0; i < nw; i++) {
+        struct bworker *w = &ws[i];
+
+        w->b = &b;
+        w->id = i;
+        w->nconns = c.connections / nw + (i < c.connections % nw);
+        if (c.requests)
+            w->quota = c.requests / nw + (i < c.requests % nw);
+        if (c.rate)
+            w->interval_us = 1e6 * nw / (double)c.rate;
+        w->conns = calloc(w->nconns, sizeof(*w->conns));
+        w->due_slab = calloc((size_t)w->nconns * b.pipeline, sizeof(uint64_t));
+        if (!w->conns || !w->due_slab) {
+            ret = -RF_ERR_NOMEM;
+            goto out;
+        }
+        for (uint32_t k = 0; k < w->nconns; k++) {
+            w->conns[k].w = w;
+            w->conns[k].idx = k;
+            w->conns[k].t_due = w->due_slab + (size_t)k * b.pipeline;
+            list_init(&w->conns[k].ready);
+            list_init(&w->conns[k].retry);
+        }
+    }
+    for (; started < nw; started++) {
+        if (pthread_create(&ws[started].thread, NULL, worker_main, &ws[started])) {
+            __atomic_store_n(&b.abort, 1, __ATOMIC_RELEASE);
+            break;
+        }
+    }
+    /* Every ring is set up before the clock starts, so setup is not part of the run. */
+    while (__atomic_load_n(&b.ready, __ATOMIC_ACQUIRE) < started)
+        nanosleep(&(struct timespec){0, 200000}, NULL);
+    t0 = now_us();
+    __atomic_store_n(&b.go, 1, __ATOMIC_RELEASE);
+    if (!b.abort)
+        watch(&c, ws, nw, t0);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(ws[i].thread, NULL);
+    out->duration_s = (double)(now_us() - t0) / 1e6;
+    ret = b.abort ? -RF_ERR_SYSTEM : 0;
+    for (unsigned i = 0; i < nw; i++) {
+        if (ws[i].err)
+            ret = ws[i].err;
+        merge(out, &ws[i]);
+    }
+    out->threads = nw;
+    out->connections = c.connections;
+out:
+    for (unsigned i = 0; ws && i < nw; i++) {
+        if (ws[i].ring.uring.ring_fd > 0)
+            ring_exit(&ws[i].ring);
+        free(ws[i].conns);
+        free(ws[i].due_slab);
+    }
+    free(ws);
+    free(b.tmpl);
+    free(b.close_tmpl);
+    return ret;
+}
