@@ -142,7 +142,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = conn_of(p);
 
-    if (count_header_bytes(c, len + 4)) /* + ": " and CRLF */
+    if (count_header_bytes(c, len)) /* ": " and CRLF are counted once, at its end */
         return -1;
     if (len < (size_t)(CONN_HNAME - c->hname_len)) {
         memcpy(c->hname + c->hname_len, at, len);
@@ -165,6 +165,8 @@ static int on_header_field_complete(llhttp_t *p)
     };
     struct conn *c = conn_of(p);
 
+    if (count_header_bytes(c, 4)) /* ": " and CRLF, once however the name was split */
+        return -1;
     c->hcap = H_NONE;
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
         if (c->hname_len == wanted[i].len && strncasecmp(c->hname, wanted[i].name, c->hname_len) == 0)
@@ -223,8 +225,12 @@ static int on_headers_complete(llhttp_t *p)
     w->status = p->status_code;
     if (p->flags & F_CONTENT_LENGTH)
         w->content_length = (int64_t)p->content_length;
-    /* 1: the response to HEAD has no body whatever its headers say. */
-    return c->is_head ? 1 : 0;
+    /* 1: no body whatever the headers say (RFC 9112 6.3): the response to HEAD, and 1xx,
+     * 204 and 304 (a 304 may carry the Content-Length of the representation). */
+    if (c->is_head || p->status_code / 100 == 1 || p->status_code == 204 ||
+        p->status_code == 304)
+        return 1;
+    return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -234,10 +240,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     const rf_config *cfg = &c->wk->eng->cfg;
 
     w->body_bytes += len;
-    if (cfg->max_body && w->body_bytes > cfg->max_body) {
-        c->fail = RF_ERR_TOO_LARGE;
-        return -1;
-    }
+    /* Keep before the cap check: the kept bytes are the first min(body_bytes, keep_body)
+     * even when this piece ends the request, whatever the read sizes were. */
     if (w->kept_len < cfg->keep_body) {
         uint32_t n = (uint32_t)(len < cfg->keep_body - w->kept_len ? len : cfg->keep_body - w->kept_len);
 
@@ -247,6 +251,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
             wentry_extend(w, at, n);
         if (w->kept != W_NONE)
             w->kept_len += n;
+    }
+    if (cfg->max_body && w->body_bytes > cfg->max_body) {
+        c->fail = RF_ERR_TOO_LARGE;
+        return -1;
     }
     return 0;
 }

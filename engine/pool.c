@@ -18,8 +18,8 @@ int pool_init(struct worker *e)
         list_init(&e->idle_buckets[i]);
     list_init(&e->free_list);
     list_init(&e->idle_lru);
-    /* Push in reverse so slot 0 is taken first: low slots, low descriptor indexes. */
-    for (uint32_t i = e->nconns; i-- > 0;) {
+    /* pool_take() takes from the front: slot 0 first, low slots, low descriptor indexes. */
+    for (uint32_t i = 0; i < e->nconns; i++) {
         struct conn *c = &e->conns[i];
 
         list_init(&c->pool);
