@@ -9,6 +9,7 @@
  * io_uring_enter().
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct bconn {
     uint64_t reqs;           /* requests issued on this connection */
     uint64_t t_conn;         /* connect start; or when to retry */
     uint64_t *t_due;         /* per outstanding request: when it was due (its latency origin) */
+    const struct sockaddr_storage *src; /* --source-addrs: the local address, or NULL */
     llhttp_t parser;
     struct list ready;       /* open loop: can take a request now */
     struct list retry;
@@ -164,10 +166,14 @@ static void connect_conn(struct bworker *w, struct bconn *c)
     w->t.connects++;
     llhttp_init(&c->parser, HTTP_RESPONSE, &w->b->settings);
     c->parser.data = c;
-    ring_reserve(&w->ring, 3);
+    ring_reserve(&w->ring, 5);
     ring_socket_connect(&w->ring, file_index(c), (const struct sockaddr *)&w->b->addr,
-                        w->b->addrlen, ud_pack(OP_SOCKET, c->gen, c->idx),
-                        ud_pack(OP_CONNECT, c->gen, c->idx), n > 0);
+                        w->b->addrlen, (const struct sockaddr *)c->src,
+                        c->src ? (c->src->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                : sizeof(struct sockaddr_in))
+                               : 0,
+                        ud_pack(OP_SOCKET, c->gen, c->idx), ud_pack(OP_CONNECT, c->gen, c->idx),
+                        n > 0);
     /* Closed loop: the first requests ride on the connect (linked), no extra turn. */
     if (n)
         issue(w, c, n, w->now);
@@ -666,7 +672,7 @@ int bench_run(const struct bench_config *cfg, struct bench_report *out)
     struct bench b;
     struct bworker *ws = NULL;
     struct rf_url u;
-    unsigned nw, cap = ring_capacity(), started = 0;
+    unsigned nw, cap = ring_capacity(), started = 0, first = 0;
     uint64_t t0;
     int ret;
 
@@ -732,9 +738,12 @@ int bench_run(const struct bench_config *cfg, struct bench_report *out)
             w->conns[k].w = w;
             w->conns[k].idx = k;
             w->conns[k].t_due = w->due_slab + (size_t)k * b.pipeline;
+            if (c.n_source)
+                w->conns[k].src = &c.source[(first + k) % c.n_source];
             list_init(&w->conns[k].ready);
             list_init(&w->conns[k].retry);
         }
+        first += w->nconns;
     }
     for (; started < nw; started++) {
         if (pthread_create(&ws[started].thread, NULL, worker_main, &ws[started])) {

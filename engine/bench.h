@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "hist.h"
 
@@ -29,6 +30,9 @@ struct bench_config {
     const char *const *resolve;      /* curl-style host:port:addr */
     size_t n_resolve;
     const char *dns_server;
+    /* Local addresses (port 0) connections are bound to, round-robin; n_source 0: none. */
+    const struct sockaddr_storage *source;
+    size_t n_source;
     volatile sig_atomic_t *stop;     /* set by a signal handler to end the run early */
     /* Called about once a second from the calling thread while the run lasts. */
     void (*tick)(void *userp, double elapsed_s, uint64_t requests, uint64_t errors);

@@ -98,9 +98,9 @@ static int send_done(struct worker *e, struct conn *c)
 static void conn_connect(struct worker *e, struct conn *c)
 {
     ring_reserve(&e->ring, 3);
-    ring_socket_connect(&e->ring, file_index(c), (struct sockaddr *)&c->addr, c->addrlen,
-                        ud_pack(OP_SOCKET, c->gen, c->idx), ud_pack(OP_CONNECT, c->gen, c->idx),
-                        1);
+    ring_socket_connect(&e->ring, file_index(c), (struct sockaddr *)&c->addr, c->addrlen, NULL,
+                        0, ud_pack(OP_SOCKET, c->gen, c->idx),
+                        ud_pack(OP_CONNECT, c->gen, c->idx), 1);
     c->soff = 0;
     c->body_off = c->body_in_sbuf ? job_entry(e, c)->body_len : 0;
     send_next(e, c, 0);

@@ -3,6 +3,7 @@
 #include "udata.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -12,7 +13,7 @@
  * which avoids task-work interrupts while we are busy parsing. COOP_TASKRUN (5.19) is
  * the fallback; a plain ring is the last resort.
  */
-static int ring_setup(struct io_uring *u, unsigned entries)
+static int ring_setup(struct io_uring *u, unsigned entries, unsigned cq_entries)
 {
     static const unsigned tries[] = {
         IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -26,7 +27,7 @@ static int ring_setup(struct io_uring *u, unsigned entries)
 
         memset(&p, 0, sizeof(p));
         p.flags = tries[i] | IORING_SETUP_CQSIZE;
-        p.cq_entries = entries * 4;
+        p.cq_entries = cq_entries;
         ret = io_uring_queue_init_params(entries, u, &p);
         if (ret != -EINVAL)
             return ret;
@@ -83,8 +84,19 @@ int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbu
 {
     int ret;
 
+    unsigned cq = 1;
+
+    /*
+     * Room for what every connection can complete at once (a connect, a recv, a send),
+     * so completions do not pile up in the kernel's overflow list when thousands of
+     * connections start in the same turn. The kernel's limit is 65536.
+     */
+    while (cq < entries * 4 || cq < nfiles * 2)
+        cq <<= 1;
+    if (cq > 65536)
+        cq = 65536;
     memset(r, 0, sizeof(*r));
-    ret = ring_setup(&r->uring, entries);
+    ret = ring_setup(&r->uring, entries, cq);
     if (ret)
         return ret;
     if (nfiles) {
@@ -139,14 +151,37 @@ void ring_reserve(struct rf_ring *r, unsigned n)
 }
 
 void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr *sa,
-                         socklen_t salen, uint64_t ud_socket, uint64_t ud_connect,
-                         int link_next)
+                         socklen_t salen, const struct sockaddr *src, socklen_t srclen,
+                         uint64_t ud_socket, uint64_t ud_connect, int link_next)
 {
     struct io_uring_sqe *sqe = ring_sqe(r);
 
+    /* The socket and the bind post a completion only when they fail. */
     io_uring_prep_socket_direct(sqe, sa->sa_family, SOCK_STREAM, 0, fidx, 0);
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe_set_data64(sqe, ud_socket);
+    if (src) {
+        /*
+         * IP_BIND_ADDRESS_NO_PORT first, so the port is chosen at connect time per
+         * destination (and may reuse a TIME_WAIT port), not at bind time per address.
+         * A socket uring_cmd (6.7); liburing 2.3 names neither it nor the fields.
+         */
+        static const int one = 1;
+
+        sqe = ring_sqe(r);
+        io_uring_prep_rw(IORING_OP_URING_CMD, sqe, (int)fidx, NULL, 0, 0);
+        sqe->cmd_op = RF_SOCKET_URING_OP_SETSOCKOPT;
+        sqe->addr = (uint64_t)IPPROTO_IP | (uint64_t)RF_IP_BIND_ADDRESS_NO_PORT << 32;
+        sqe->splice_fd_in = (int)sizeof(one);
+        sqe->addr3 = (uint64_t)(uintptr_t)&one;
+        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+        io_uring_sqe_set_data64(sqe, ud_socket);
+        /* IORING_OP_BIND (6.11), port 0. */
+        sqe = ring_sqe(r);
+        io_uring_prep_rw(RF_IORING_OP_BIND, sqe, (int)fidx, src, 0, srclen);
+        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+        io_uring_sqe_set_data64(sqe, ud_socket);
+    }
     sqe = ring_sqe(r);
     io_uring_prep_connect(sqe, (int)fidx, sa, salen);
     sqe->flags |= IOSQE_FIXED_FILE | (link_next ? IOSQE_IO_LINK : 0);

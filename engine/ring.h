@@ -40,16 +40,22 @@ void ring_buf_return(struct rf_ring *r, unsigned bid);
 /* Make sure `n` SQEs fit, so a linked chain is never split across two submissions. */
 void ring_reserve(struct rf_ring *r, unsigned n);
 
+#define RF_IORING_OP_BIND 56                /* in the kernel's uapi since 6.11 */
+#define RF_SOCKET_URING_OP_SETSOCKOPT 3     /* since 6.7 */
+#define RF_IP_BIND_ADDRESS_NO_PORT 24       /* linux/in.h */
+
 /*
  * The socket ops both the fetch and the bench state machines use, on direct descriptor
- * `fidx`. ring_socket_connect() queues SOCKET(direct) -> CONNECT linked, and links the
- * connect to the next SQE the caller queues (the first send) when `link_next` is set;
- * reserve 3 SQEs first. ring_close_direct() cancels whatever runs on the descriptor
- * (a multishot recv) and closes it; its completions carry OP_IGNORE.
+ * `fidx`. ring_socket_connect() queues SOCKET(direct) -> [SETSOCKOPT, BIND src] ->
+ * CONNECT linked (the extra ops' completions carry ud_socket), and links the connect to
+ * the next SQE the caller queues (the first send) when `link_next` is set; reserve 5
+ * SQEs first.
+ * ring_close_direct() cancels whatever runs on the descriptor (a multishot recv) and
+ * closes it; its completions carry OP_IGNORE.
  */
 void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr *sa,
-                         socklen_t salen, uint64_t ud_socket, uint64_t ud_connect,
-                         int link_next);
+                         socklen_t salen, const struct sockaddr *src, socklen_t srclen,
+                         uint64_t ud_socket, uint64_t ud_connect, int link_next);
 void ring_close_direct(struct rf_ring *r, unsigned fidx);
 /* Multishot recv into the provided-buffer ring. */
 void ring_recv_multishot(struct rf_ring *r, unsigned fidx, uint64_t ud);

@@ -141,6 +141,46 @@ def run_rate(base, rf, rate, secs):
           f"client {ch.cpu * 1e6 / max(j['requests'], 1):.2f} us/req", flush=True)
 
 
+def enter_own_netns():
+    """Called inside `unshare -n`: loopback up, and the per-namespace limits a 50,000
+    connection run needs (accept backlog, ephemeral ports), without touching the host."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    for key, value in (("net/core/somaxconn", "65535"),
+                       ("net/ipv4/tcp_max_syn_backlog", "65535"),
+                       ("net/ipv4/ip_local_port_range", "10000 65000")):
+        with open(f"/proc/sys/{key}", "w") as f:
+            f.write(value)
+
+
+def run_scale(rf, n=50000, secs=10):
+    """n keep-alive connections held for secs; nginx with 4 reuseport workers holds them.
+
+    Runs in a network namespace of its own (see enter_own_netns). One local address has
+    55,000 ephemeral ports there towards one server port; the connections are spread over
+    two local addresses anyway (--source-addrs), as a bigger run would need."""
+    workers = 4
+    per_worker = n // workers + 1024
+    with harness.Nginx(n_ports=1, workers=workers, keepalive_requests="unlimited",
+                       worker_connections=per_worker, rlimit_nofile=min(per_worker + 64, 20000),
+                       backlog=65535, reuseport=True) as ng:
+        url = f"http://127.0.0.1:{ng.ports[0]}/"
+        cmd = [rf, "bench", f"-c{n}", f"-d{secs}s", "--source-addrs", "127.0.0.2-127.0.0.3",
+               "--json", url]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _, status, ru = os.wait4(proc.pid, 0)
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"scale run failed: {err}")
+        j = json.loads(out)
+        print(f"scale: -c {n} for {secs} s: {j['established']} established, peak held "
+              f"{j['peak_open']}, held at the end {j['open_at_end']}, connect errors "
+              f"{j['errors']['connect']}, other errors {j['errors']}, connects {j['connects']}, "
+              f"{j['rps']:.0f} req/s, {j['threads']} rings; "
+              f"ringfetch peak RSS {ru.ru_maxrss / 1024:.1f} MB (target < 150 MB)", flush=True)
+
+
 CASES = {
     "c64": {"c": 64},
     "c256": {"c": 256},
@@ -154,9 +194,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--cases", default="c64,c256,c1000,64k,p16,rate")
+    ap.add_argument("--cases", default="c64,c256,c1000,64k,p16,rate,scale")
     ap.add_argument("--ringfetch", default=os.path.join(ROOT, "build", "ringfetch"))
+    ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.in_netns:
+        enter_own_netns()
+        run_scale(a.ringfetch)
+        return 0
     if os.cpu_count() < 2:
         raise SystemExit("needs two CPUs: the server on 0, the client on 1")
     with harness.Nginx(n_ports=1, workers=1, cpus=[SERVER_CPU],
@@ -167,6 +212,9 @@ def main():
         for name in a.cases.split(","):
             if name == "rate":
                 run_rate(base, a.ringfetch, 20000, 10)
+            elif name == "scale":
+                subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__),
+                                "--in-netns", "--ringfetch", a.ringfetch], check=True)
             else:
                 run_case(name, CASES[name], base, a.seconds, a.rounds, a.ringfetch)
     return 0

@@ -1,4 +1,5 @@
 /* bench.c - `ringfetch bench URL`: options, the live line, and the wrk-like or JSON report. */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include "ringfetch.h"
 
 #define MAX_HEADERS 64
+#define MAX_SOURCES 1024
 
 static volatile sig_atomic_t g_stop;
 
@@ -41,6 +43,9 @@ static void bench_usage(FILE *f)
           "      --latency           print the latency percentiles\n"
           "      --json              the report as one JSON object on stdout\n"
           "      --hdr-log FILE      the latency distribution in HdrHistogram's text format\n"
+          "      --source-addrs A-B  bind connections to these local addresses in turn\n"
+          "                          (a range 127.0.0.2-127.0.0.40 or a list a,b,c), for\n"
+          "                          more connections than one address has ports\n"
           "      --resolve H:P:ADDR  use ADDR for host H port P\n"
           "      --dns-server A[:P]  DNS server instead of /etc/resolv.conf\n",
           f);
@@ -51,6 +56,50 @@ static int usage_error(const char *msg, const char *arg)
     fprintf(stderr, "ringfetch bench: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
     fputs("Try 'ringfetch bench --help'.\n", stderr);
     return 2;
+}
+
+/*
+ * "127.0.0.2-127.0.0.40" (an IPv4 range) or "a,b,c" (IPv4 or IPv6): local addresses with
+ * port 0. Returns how many, or -1.
+ */
+static int parse_sources(const char *arg, struct sockaddr_storage *out, int max)
+{
+    char buf[256], *save, *tok;
+    int n = 0;
+
+    if (strlen(arg) >= sizeof(buf))
+        return -1;
+    strcpy(buf, arg);
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(tok, '-');
+        struct in_addr lo, hi;
+
+        memset(&out[n], 0, sizeof(out[n]));
+        if (dash) {
+            *dash = '\0';
+            if (inet_pton(AF_INET, tok, &lo) != 1 || inet_pton(AF_INET, dash + 1, &hi) != 1 ||
+                ntohl(hi.s_addr) < ntohl(lo.s_addr))
+                return -1;
+            for (uint32_t a = ntohl(lo.s_addr); a <= ntohl(hi.s_addr); a++) {
+                struct sockaddr_in *sin = (struct sockaddr_in *)&out[n];
+
+                if (n == max)
+                    return -1;
+                memset(&out[n], 0, sizeof(out[n]));
+                sin->sin_family = AF_INET;
+                sin->sin_addr.s_addr = htonl(a);
+                n++;
+            }
+        } else if (n < max && inet_pton(AF_INET, tok, &((struct sockaddr_in *)&out[n])->sin_addr) == 1) {
+            out[n++].ss_family = AF_INET;
+        } else if (n < max &&
+                   inet_pton(AF_INET6, tok, &((struct sockaddr_in6 *)&out[n])->sin6_addr) == 1) {
+            out[n++].ss_family = AF_INET6;
+        } else {
+            return -1;
+        }
+    }
+    return n ? n : -1;
 }
 
 static void live(void *userp, double elapsed, uint64_t requests, uint64_t errors)
@@ -198,6 +247,7 @@ int cmd_bench(int argc, char **argv)
         {"hdr-log", required_argument, 0, 'G'},
         {"resolve", required_argument, 0, 'S'},
         {"dns-server", required_argument, 0, 'N'},
+        {"source-addrs", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -206,6 +256,7 @@ int cmd_bench(int argc, char **argv)
         .connect_timeout_ms = 10000, .pipeline = 1,
     };
     const char *headers[MAX_HEADERS], *resolve[MAX_HEADERS], *hdr_log = NULL;
+    static struct sockaddr_storage sources[MAX_SOURCES];
     struct bench_report *rep;
     struct sigaction sa;
     char *body = NULL;
@@ -280,6 +331,15 @@ int cmd_bench(int argc, char **argv)
         case 'N':
             cfg.dns_server = optarg;
             break;
+        case 'A': {
+            int n = parse_sources(optarg, sources, MAX_SOURCES);
+
+            if (n < 0)
+                return usage_error("bad --source-addrs (a range A-B or a list a,b,c)", optarg);
+            cfg.source = sources;
+            cfg.n_source = (size_t)n;
+            break;
+        }
         case 'h':
             bench_usage(stdout);
             return 0;

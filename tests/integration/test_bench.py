@@ -151,3 +151,13 @@ def test_usage_errors(ctx):
     assert rc == 1 and "dns" in err, err
     rc, out, err = bench(ctx, ["-p", "4", "--no-keepalive", ctx.nginx.url("/")])
     assert rc == 2, err
+
+
+def test_source_addrs(ctx):
+    j = bench_json(ctx, ["-c", "6", "-n", "600", "--source-addrs", "127.0.0.2-127.0.0.4",
+                         ctx.nginx.url("/")])
+    assert j["requests"] == 600 and j["established"] == 6, j
+    assert sum(j["errors"].values()) == 0, j
+    rc, out, err = bench(ctx, ["-n", "10", "--source-addrs", "127.0.0.9-127.0.0.2",
+                               ctx.nginx.url("/")])
+    assert rc == 2 and "bad --source-addrs" in err, err

@@ -112,7 +112,7 @@ def parse_cpus(text):
 
 def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4096,
                        rlimit_nofile=None, keepalive_requests=1000, keepalive_timeout="75s",
-                       backlog=4096):
+                       backlog=4096, reuseport=False):
     """Writes prefix/nginx.conf and prefix/html/ for a private nginx; returns the config path.
 
     Locations (on every port):
@@ -122,7 +122,8 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
       /status/404  404 "not found\\n" (10 bytes)
       /chunked     index.html through sub_filter, which drops Content-Length, so nginx
                    answers HTTP/1.1 with Transfer-Encoding: chunked
-    keepalive_requests may be "unlimited"; cpus is a list of CPU numbers or None.
+    keepalive_requests may be "unlimited"; cpus is a list of CPU numbers or None; reuseport
+    gives every worker its own listening socket, so connections spread evenly over them.
     """
     html = os.path.join(prefix, "html")
     os.makedirs(html, exist_ok=True)
@@ -170,7 +171,8 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
         lines.append(f"    {key}_temp_path {prefix}/tmp/{sub};")
     lines.append("    server {")
     for port in ports:
-        lines.append(f"        listen 127.0.0.1:{int(port)} backlog={int(backlog)};")
+        lines.append(f"        listen 127.0.0.1:{int(port)} backlog={int(backlog)}"
+                     + (" reuseport;" if reuseport else ";"))
     lines += [
         "        location / {",
         "            default_type text/plain;",
