@@ -28,6 +28,7 @@
 
 #define SWEEP_US 100000     /* timeouts, connect timeouts and the live counters */
 #define RETRY_US 10000      /* pause before reconnecting after a failed connect */
+#define BATCH_WAIT_US 100   /* longest wait for a batch of completions (closed loop) */
 
 enum bstate { B_DOWN, B_CONNECTING, B_OPEN, B_RETRY };
 
@@ -416,6 +417,25 @@ static void sweep(struct bworker *w)
     __atomic_store_n(&w->live_errors, errors_of(&w->t), __ATOMIC_RELAXED);
 }
 
+/*
+ * How many completions to wait for. In the closed loop, waking for every response costs
+ * a wake-up per request; waiting until half the busy connections have answered (for at
+ * most BATCH_WAIT_US) handles them in one turn and sends their next requests together,
+ * which also gives the server more work per wake-up. Measured on loopback at -c 64:
+ * client CPU per request 10.7 -> 6.1 us and more requests/s, same p99. The open loop
+ * waits for one: its sends are due at set times.
+ */
+static unsigned batch_size(const struct bworker *w, int64_t *wait)
+{
+    uint64_t busy = w->inflight / w->b->pipeline;
+
+    if (w->interval_us > 0 || busy < 4)
+        return 1;
+    if (*wait > BATCH_WAIT_US)
+        *wait = BATCH_WAIT_US;
+    return (unsigned)(busy / 2);
+}
+
 static int worker_setup(struct bworker *w)
 {
     unsigned nb = 256, ne = 256;
@@ -439,7 +459,7 @@ static void *worker_main(void *arg)
     const struct bench_config *cfg = w->b->cfg;
     struct io_uring_cqe *cqe;
     struct __kernel_timespec ts;
-    unsigned head, n;
+    unsigned head, n, nr;
 
     w->err = worker_setup(w);
     if (w->err)
@@ -469,9 +489,10 @@ static void *worker_main(void *arg)
         }
         if (w->t_end != UINT64_MAX && (int64_t)(w->t_end - w->now) < wait)
             wait = (int64_t)(w->t_end - w->now);
+        nr = batch_size(w, &wait);
         ts.tv_sec = wait / 1000000;
         ts.tv_nsec = (wait % 1000000) * 1000;
-        io_uring_submit_and_wait_timeout(&w->ring.uring, &cqe, 1, &ts, NULL);
+        io_uring_submit_and_wait_timeout(&w->ring.uring, &cqe, nr, &ts, NULL);
         w->now = now_us();
         n = 0;
         io_uring_for_each_cqe(&w->ring.uring, head, cqe) {
