@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -56,13 +57,18 @@ struct bench {
     const struct bench_config *cfg;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char *tmpl;              /* the request `pipeline` times */
-    uint32_t tlen;           /* one request */
-    char *close_tmpl;        /* the request with Connection: close, for the last on a conn */
-    uint32_t close_len;
+    /*
+     * The requests, serialised once: seq holds targets 0..n-1 and then again 0.. for
+     * pipeline-1 more, back to back, so k requests from target t on are the bytes
+     * seq[off[t] .. off[t + k]). close_seq holds each target with Connection: close,
+     * for the last request on a connection with --reqs-per-conn (pipeline 1).
+     */
+    char *seq, *close_seq;
+    uint32_t *off, *close_off;
+    uint8_t *is_head;        /* per target */
+    unsigned ntargets;
     unsigned pipeline;
     unsigned refill;         /* free pipeline places before a connection is topped up */
-    int is_head;
     int quiet_sends;         /* sends post no completion unless they fail (small requests) */
     llhttp_settings_t settings;
     unsigned ready;          /* workers set up (or failed), before the start */
@@ -130,16 +136,17 @@ static void issue(struct bworker *w, struct bconn *c, uint32_t n, uint64_t due)
 {
     const struct bench *b = w->b;
     int last = b->cfg->reqs_per_conn && c->reqs + n == b->cfg->reqs_per_conn;
+    uint32_t t = (uint32_t)((c->idx + c->reqs) % b->ntargets);
 
     for (uint32_t i = 0; i < n; i++)
         c->t_due[(c->ohead + c->outstanding + i) % b->pipeline] = due;
+    /* With a per-connection limit the pipeline is 1, so `last` covers the whole send. */
+    c->sbuf = last ? b->close_seq + b->close_off[t] : b->seq + b->off[t];
+    c->slen = last ? b->close_off[t + 1] - b->close_off[t] : b->off[t + n] - b->off[t];
     c->outstanding += n;
     c->reqs += n;
     w->issued += n;
     w->inflight += n;
-    /* With a per-connection limit the pipeline is 1, so `last` covers the whole send. */
-    c->sbuf = last ? b->close_tmpl : b->tmpl;
-    c->slen = last ? b->close_len : n * b->tlen;
     c->soff = 0;
     c->sending = !b->quiet_sends;
     ring_send(&w->ring, file_index(c), c->sbuf, c->slen, ud_pack(OP_SEND, c->gen, c->idx),
@@ -228,9 +235,12 @@ static void time_out(struct bworker *w, struct bconn *c)
 static int on_headers_complete(llhttp_t *p)
 {
     struct bconn *c = p->data;
+    const struct bench *b = c->w->b;
+    /* The oldest outstanding request is the one this response answers. */
+    uint64_t t = (c->idx + c->reqs - c->outstanding) % b->ntargets;
 
     c->status = p->status_code;
-    return c->w->b->is_head ? 1 : 0; /* 1: a HEAD response has no body */
+    return b->is_head[t] ? 1 : 0; /* 1: a HEAD response has no body */
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -597,43 +607,90 @@ static int resolve(struct bench *b, const char *url, const struct rf_url *u)
     return 0;
 }
 
-/* The request, serialised once: `pipeline` copies back to back, and a closing variant. */
-static int build_templates(struct bench *b, const char *url, const struct rf_url *u)
+/* Append target t's request (head and body) to *buf; returns its length or -errno. */
+static int append_request(const struct bench_target *t, int close, char **buf, size_t *len)
 {
-    const struct bench_config *cfg = b->cfg;
     static const char ua[] = "User-Agent: ringfetch-bench/" RINGFETCH_VERSION_STR "\r\n";
+    struct rf_url u;
     struct http1_req r = {
-        .method = cfg->method ? cfg->method : cfg->body ? "POST" : "GET",
-        .url = url, .u = u, .headers = cfg->headers, .n_headers = cfg->n_headers,
-        .has_body = cfg->body != NULL, .body_len = cfg->body_len,
-        .ua_line = ua, .ua_len = sizeof(ua) - 1,
+        .method = t->method ? t->method : t->body ? "POST" : "GET",
+        .url = t->url, .u = &u, .headers = t->headers, .n_headers = t->n_headers,
+        .has_body = t->body != NULL, .body_len = t->body_len,
+        .ua_line = ua, .ua_len = sizeof(ua) - 1, .close = close,
     };
     char head[16384];
-    int len = http1_format_request(head, sizeof(head), &r);
+    int hlen;
+    char *grown;
 
-    if (len < 0)
+    if (url_parse(t->url, strlen(t->url), &u))
+        return -RF_ERR_INVALID_URL;
+    hlen = http1_format_request(head, sizeof(head), &r);
+    if (hlen < 0 || t->body_len > UINT32_MAX - (size_t)hlen - *len)
         return -RF_ERR_INVALID_ARG;
-    b->is_head = strcmp(r.method, "HEAD") == 0;
-    b->tlen = (uint32_t)len + (uint32_t)cfg->body_len;
-    b->tmpl = malloc((size_t)b->tlen * b->pipeline);
-    if (!b->tmpl)
+    grown = realloc(*buf, *len + (size_t)hlen + t->body_len);
+    if (!grown)
         return -RF_ERR_NOMEM;
-    for (unsigned i = 0; i < b->pipeline; i++) {
-        memcpy(b->tmpl + (size_t)i * b->tlen, head, (size_t)len);
-        if (cfg->body_len)
-            memcpy(b->tmpl + (size_t)i * b->tlen + len, cfg->body, cfg->body_len);
+    *buf = grown;
+    memcpy(*buf + *len, head, (size_t)hlen);
+    if (t->body_len)
+        memcpy(*buf + *len + hlen, t->body, t->body_len);
+    *len += (size_t)hlen + t->body_len;
+    return 0;
+}
+
+/* seq/off and close_seq/close_off (see struct bench), and which targets are HEAD. */
+static int build_templates(struct bench *b)
+{
+    const struct bench_config *cfg = b->cfg;
+    size_t n = b->ntargets, len = 0;
+    int ret;
+
+    b->off = calloc(n + b->pipeline, sizeof(*b->off));
+    b->close_off = calloc(n + 1, sizeof(*b->close_off));
+    b->is_head = calloc(n, 1);
+    if (!b->off || !b->close_off || !b->is_head)
+        return -RF_ERR_NOMEM;
+    for (size_t i = 0; i < n + b->pipeline - 1; i++) {
+        b->off[i] = (uint32_t)len;
+        ret = append_request(&cfg->targets[i % n], 0, &b->seq, &len);
+        if (ret)
+            return ret;
     }
-    r.close = 1;
-    len = http1_format_request(head, sizeof(head), &r);
-    if (len < 0)
-        return -RF_ERR_INVALID_ARG;
-    b->close_len = (uint32_t)len + (uint32_t)cfg->body_len;
-    b->close_tmpl = malloc(b->close_len);
-    if (!b->close_tmpl)
-        return -RF_ERR_NOMEM;
-    memcpy(b->close_tmpl, head, (size_t)len);
-    if (cfg->body_len)
-        memcpy(b->close_tmpl + len, cfg->body, cfg->body_len);
+    b->off[n + b->pipeline - 1] = (uint32_t)len;
+    len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *m = cfg->targets[i].method;
+
+        b->close_off[i] = (uint32_t)len;
+        ret = append_request(&cfg->targets[i], 1, &b->close_seq, &len);
+        if (ret)
+            return ret;
+        b->is_head[i] = m && strcmp(m, "HEAD") == 0;
+    }
+    b->close_off[n] = (uint32_t)len;
+    return 0;
+}
+
+/* Every target must go to the first one's origin: the connections are shared. */
+static int same_origin(const struct bench_config *cfg, struct rf_url *first)
+{
+    for (size_t i = 0; i < cfg->n_targets; i++) {
+        const char *s = cfg->targets[i].url;
+        struct rf_url u;
+        int ret = url_parse(s, strlen(s), &u);
+
+        if (ret)
+            return ret;
+        if (u.scheme != RF_SCHEME_HTTP)
+            return -RF_ERR_UNSUPPORTED_SCHEME;
+        if (i == 0) {
+            *first = u;
+        } else if (u.port != first->port || u.host_len != first->host_len ||
+                   strncasecmp(s + u.host_off, cfg->targets[0].url + first->host_off,
+                               u.host_len) != 0) {
+            return -RF_ERR_INVALID_ARG;
+        }
+    }
     return 0;
 }
 
@@ -714,16 +771,15 @@ int bench_run(const struct bench_config *cfg, struct bench_report *out)
     b.cfg = &c;
     b.pipeline = c.pipeline ? c.pipeline : 1;
     b.refill = b.pipeline >= 2 ? b.pipeline / 2 : 1;
-    if (c.reqs_per_conn && b.pipeline > 1)
+    if ((c.reqs_per_conn && b.pipeline > 1) || !c.n_targets)
         return -RF_ERR_INVALID_ARG; /* a closing request must be the last one on the wire */
-    ret = url_parse(c.url, strlen(c.url), &u);
+    b.ntargets = (unsigned)c.n_targets;
+    ret = same_origin(&c, &u);
     if (ret)
         return ret;
-    if (u.scheme != RF_SCHEME_HTTP)
-        return -RF_ERR_UNSUPPORTED_SCHEME;
-    ret = resolve(&b, c.url, &u);
+    ret = resolve(&b, c.targets[0].url, &u);
     if (ret == 0)
-        ret = build_templates(&b, c.url, &u);
+        ret = build_templates(&b);
     if (ret)
         goto out;
     llhttp_settings_init(&b.settings);
@@ -734,7 +790,9 @@ int bench_run(const struct bench_config *cfg, struct bench_report *out)
      * one on its connection, which waits for a response: its completion says nothing
      * we need, so only a failed send posts one. That is one CQE less per request.
      */
-    b.quiet_sends = (uint64_t)b.tlen * b.pipeline <= 4096;
+    b.quiet_sends = 1;
+    for (unsigned t = 0; t < b.ntargets; t++)
+        b.quiet_sends &= b.off[t + b.pipeline] - b.off[t] <= 4096;
 
     /* Enough rings that no registered table goes over the open-file limit. */
     nw = c.threads ? c.threads : 1;
@@ -806,7 +864,10 @@ out:
         free(ws[i].due_slab);
     }
     free(ws);
-    free(b.tmpl);
-    free(b.close_tmpl);
+    free(b.seq);
+    free(b.close_seq);
+    free(b.off);
+    free(b.close_off);
+    free(b.is_head);
     return ret;
 }

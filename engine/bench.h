@@ -11,13 +11,19 @@
 
 #define BENCH_STATUS_MAX 600
 
-struct bench_config {
+/* One request of the run. All targets of a run share scheme, host and port. */
+struct bench_target {
     const char *url;
     const char *method;              /* NULL: GET, or POST with a body */
     const char *const *headers;      /* "Name: value" */
     size_t n_headers;
     const void *body;
     size_t body_len;
+};
+
+struct bench_config {
+    const struct bench_target *targets; /* used round-robin on every connection */
+    size_t n_targets;
     unsigned connections;            /* over all threads */
     unsigned threads;                /* rings; raised when connections need more tables */
     unsigned pipeline;               /* requests outstanding per connection; 0 = 1 */

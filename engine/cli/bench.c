@@ -10,6 +10,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "ringfetch.h"
+#include "targets.h"
 
 #define MAX_HEADERS 64
 #define MAX_SOURCES 1024
@@ -25,6 +26,7 @@ static void on_signal(int sig)
 static void bench_usage(FILE *f)
 {
     fputs("usage: ringfetch bench [options] URL\n"
+          "       ringfetch bench [options] --targets FILE\n"
           "  -c, --connections N     connections to hold open (default 10)\n"
           "  -t, --threads N         ring threads (default 1; more when -c needs them)\n"
           "  -d, --duration TIME     run for TIME: 10s, 1m (default 10s)\n"
@@ -36,6 +38,8 @@ static void bench_usage(FILE *f)
           "  -H, --header 'N: v'     extra request header (repeatable)\n"
           "      --data DATA         request body; @FILE reads it from FILE\n"
           "      --body-file FILE    request body from FILE\n"
+          "      --targets FILE      requests used round-robin, one per line:\n"
+          "                          METHOD URL [@BODYFILE] [| Name: value]... (one origin)\n"
           "      --timeout TIME      a request not answered in TIME is a timeout (default 10s)\n"
           "      --connect-timeout TIME  (default 10s)\n"
           "      --reqs-per-conn N   reconnect after N requests on a connection\n"
@@ -192,7 +196,8 @@ static void report_json(const struct bench_config *cfg, const struct bench_repor
     int first = 1;
 
     printf("{\"url\":");
-    json_str(stdout, cfg->url);
+    json_str(stdout, cfg->targets[0].url);
+    printf(",\"targets\":%zu", cfg->n_targets);
     printf(",\"threads\":%u,\"connections\":%u,\"duration_s\":%.6f,\"requests\":%llu,"
            "\"rps\":%.2f,\"bytes\":%llu,\"bytes_per_s\":%.0f",
            r->threads, r->connections, r->duration_s, (unsigned long long)t->requests,
@@ -248,6 +253,7 @@ int cmd_bench(int argc, char **argv)
         {"resolve", required_argument, 0, 'S'},
         {"dns-server", required_argument, 0, 'N'},
         {"source-addrs", required_argument, 0, 'A'},
+        {"targets", required_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -256,6 +262,10 @@ int cmd_bench(int argc, char **argv)
         .connect_timeout_ms = 10000, .pipeline = 1,
     };
     const char *headers[MAX_HEADERS], *resolve[MAX_HEADERS], *hdr_log = NULL;
+    const char *targets_file = NULL, *method = NULL;
+    size_t n_headers = 0;
+    struct targets file_targets = {0};
+    struct bench_target one = {0};
     static struct sockaddr_storage sources[MAX_SOURCES];
     struct bench_report *rep;
     struct sigaction sa;
@@ -291,12 +301,12 @@ int cmd_bench(int argc, char **argv)
             cfg.reqs_per_conn = 1;
             break;
         case 'X':
-            cfg.method = optarg;
+            method = optarg;
             break;
         case 'H':
-            if (cfg.n_headers == MAX_HEADERS || !valid_header(optarg))
+            if (n_headers == MAX_HEADERS || !valid_header(optarg))
                 return usage_error("a header is 'Name: value' (at most 64)", optarg);
-            headers[cfg.n_headers++] = optarg;
+            headers[n_headers++] = optarg;
             break;
         case 'D':
         case 'B': {
@@ -331,6 +341,9 @@ int cmd_bench(int argc, char **argv)
         case 'N':
             cfg.dns_server = optarg;
             break;
+        case 'F':
+            targets_file = optarg;
+            break;
         case 'A': {
             int n = parse_sources(optarg, sources, MAX_SOURCES);
 
@@ -347,17 +360,41 @@ int cmd_bench(int argc, char **argv)
             return usage_error("unknown option", NULL);
         }
     }
-    if (optind != argc - 1)
-        return usage_error("give exactly one URL", NULL);
+    if (optind != argc - (targets_file ? 0 : 1))
+        return usage_error(targets_file ? "--targets replaces the URL" : "give exactly one URL",
+                           NULL);
     if (cfg.reqs_per_conn && cfg.pipeline > 1)
         return usage_error("--reqs-per-conn and --no-keepalive need -p 1", NULL);
     if (cfg.requests && !dur_set)
         cfg.duration_ms = 0; /* -n alone runs until the requests are done */
-    cfg.url = argv[optind];
-    cfg.headers = headers;
+    if (targets_file) {
+        char err[512];
+        FILE *tf = fopen(targets_file, "r");
+        int bad = !tf || targets_parse(tf, headers, n_headers, &file_targets, err,
+                                       sizeof(err));
+
+        if (tf)
+            fclose(tf);
+        if (bad) {
+            fprintf(stderr, "ringfetch bench: %s: %s\n", targets_file,
+                    tf ? err : "cannot open");
+            targets_free(&file_targets);
+            free(body);
+            return 2;
+        }
+        cfg.targets = file_targets.t;
+        cfg.n_targets = file_targets.n;
+    } else {
+        one.url = argv[optind];
+        one.method = method;
+        one.headers = headers;
+        one.n_headers = n_headers;
+        one.body = body;
+        one.body_len = body_len;
+        cfg.targets = &one;
+        cfg.n_targets = 1;
+    }
     cfg.resolve = resolve;
-    cfg.body = body;
-    cfg.body_len = body_len;
     cfg.stop = &g_stop;
     if (isatty(STDERR_FILENO) && !json)
         cfg.tick = live;
@@ -367,9 +404,12 @@ int cmd_bench(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     if (!json) {
         if (cfg.requests)
-            printf("Running %llu requests @ %s\n", (unsigned long long)cfg.requests, cfg.url);
+            printf("Running %llu requests @ %s\n", (unsigned long long)cfg.requests,
+                   cfg.targets[0].url);
         else
-            printf("Running %.3gs test @ %s\n", cfg.duration_ms / 1000.0, cfg.url);
+            printf("Running %.3gs test @ %s\n", cfg.duration_ms / 1000.0, cfg.targets[0].url);
+        if (cfg.n_targets > 1)
+            printf("  %zu requests round-robin from %s\n", cfg.n_targets, targets_file);
         fflush(stdout);
     }
     rep = malloc(sizeof(*rep));
@@ -379,7 +419,13 @@ int cmd_bench(int argc, char **argv)
     if (cfg.tick)
         fputs("\r\033[K", stderr);
     if (ret) {
-        fprintf(stderr, "ringfetch bench: %s: %s\n", cfg.url, rf_strerror((rf_error)-ret));
+        if (ret == -RF_ERR_INVALID_ARG && cfg.n_targets > 1)
+            fprintf(stderr, "ringfetch bench: %s: every request must go to the same scheme, "
+                            "host and port (invalid_argument)\n", targets_file);
+        else
+            fprintf(stderr, "ringfetch bench: %s: %s\n", cfg.targets[0].url,
+                    rf_strerror((rf_error)-ret));
+        targets_free(&file_targets);
         free(rep);
         free(body);
         return 1;
@@ -398,5 +444,6 @@ int cmd_bench(int argc, char **argv)
     }
     free(rep);
     free(body);
+    targets_free(&file_targets);
     return ret ? 1 : 0;
 }
