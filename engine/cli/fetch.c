@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lines.h"
 #include "ringfetch.h"
 
-#define LINE_MAX_BYTES 65536 /* longer input lines become invalid_url rows */
 #define MAX_HEADERS 64
 #define MAX_RESOLVE 256
 
@@ -80,48 +80,6 @@ static int usage_error(const char *msg, const char *arg)
     return 2;
 }
 
-static char *trim(char *s, size_t *len)
-{
-    size_t n = *len;
-
-    while (n && isspace((unsigned char)s[n - 1]))
-        n--;
-    while (n && isspace((unsigned char)*s)) {
-        s++;
-        n--;
-    }
-    s[n] = '\0';
-    *len = n;
-    return s;
-}
-
-/*
- * The next non-blank input line, trimmed. A line longer than LINE_MAX_BYTES is cut
- * there and the rest skipped, so one hostile line cannot take unbounded memory; its
- * row says invalid_url.
- */
-static char *next_line(struct fetch *f)
-{
-    while (fgets(f->line, sizeof(f->line), f->in)) {
-        size_t len = strlen(f->line);
-        char *s;
-
-        if (len == sizeof(f->line) - 1 && f->line[len - 1] != '\n') {
-            int ch;
-
-            while ((ch = getc(f->in)) != EOF && ch != '\n')
-                ;
-            f->line[LINE_MAX_BYTES] = '\0';
-            f->line[0] = f->line[0] ? f->line[0] : '?';
-            return f->line; /* too long: url_parse rejects it by length */
-        }
-        s = trim(f->line, &len);
-        if (len)
-            return s;
-    }
-    return NULL;
-}
-
 static int pull(void *userp, rf_request *req)
 {
     struct fetch *f = userp;
@@ -130,7 +88,7 @@ static int pull(void *userp, rf_request *req)
     if (f->next_arg < f->nargs)
         url = f->args[f->next_arg++];
     else if (f->in)
-        url = next_line(f);
+        url = lines_next(f->in, f->line, LINE_MAX_BYTES);
     else
         url = NULL;
     if (!url)

@@ -15,14 +15,12 @@
 #include <string.h>
 
 #include "check.h"
-#include "internal.h"
-#include "udata.h"
+#include "drive.h"
 
 #define URL "http://Origin.Test:8080/p?q=1"
 
 static rf_engine *eng;
 static struct worker *wk;
-static unsigned next_bid;
 
 /* A copy of the one result a case delivers. */
 struct got {
@@ -62,88 +60,14 @@ static void on_result(void *userp, const rf_result *r)
         memcpy(g->body, r->body, r->body_len);
 }
 
-/* Complete and discard whatever the engine queued on the ring. */
-static void drain(void)
-{
-    struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
-
-    io_uring_submit_and_get_events(&wk->ring.uring);
-    io_uring_for_each_cqe(&wk->ring.uring, head, cqe) n++;
-    io_uring_cq_advance(&wk->ring.uring, n);
-}
-
-/* Admit a request and bring a slot to where a connect completion leaves it. */
 static struct conn *start(const rf_request *req, uint64_t *job, uint32_t *gen)
 {
-    struct rf_url u;
-    struct wentry *w;
-    struct conn *c;
-    char host[RF_HOST_MAX + 1];
-    uint32_t hash;
-    struct io_uring_cqe cqe;
-
-    if (window_admit(&eng->win, req, job) != 0)
-        abort();
-    w = window_at(&eng->win, *job);
-    if (url_parse(w->str, w->url_len, &u) != 0)
-        abort();
-    for (uint32_t i = 0; i < u.host_len; i++) {
-        char ch = w->str[u.host_off + i];
-
-        host[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-    }
-    hash = origin_hash(u.scheme, host, u.host_len, u.port);
-    c = pool_take(wk, u.scheme, host, u.host_len, u.port, hash);
-    if (!c || c->state != C_FREE)
-        abort(); /* every case leaves its slot free */
-    c->job = *job;
-    c->t_admit = wk->now;
-    c->deadline = wk->now + 1000000;
-    c->retried = c->got_bytes = c->tries = c->extra = c->reused = 0;
-    list_add_tail(&wk->deadlines, &c->timer);
-    c->scheme = u.scheme;
-    c->port = u.port;
-    c->host_len = (uint8_t)u.host_len;
-    memcpy(c->host, host, u.host_len);
-    c->origin_hash = hash;
-    CHECK_INT(http1_write_request(wk, c, w, &u, w->str), 0);
-    c->has_socket = 1;
-    http1_begin_response(wk, c);
-    conn_set_state(wk, c, C_CONNECTING);
-    /* The connect completes: the slot turns active and arms its multishot recv. */
-    memset(&cqe, 0, sizeof(cqe));
-    cqe.user_data = ud_pack(OP_CONNECT, c->gen, c->idx);
-    cqe.res = 0;
-    conn_handle_cqe(wk, &cqe);
-    if (c->state != C_ACTIVE || !c->recv_armed)
-        abort();
-    *gen = c->gen;
-    return c;
+    return drive_start(wk, req, job, gen);
 }
 
-/* One recv completion carrying n bytes in a provided buffer, as the kernel posts it. */
-static void recv_cqe(struct conn *c, uint32_t gen, const char *p, size_t n)
+static void drain(void)
 {
-    struct io_uring_cqe cqe;
-    unsigned bid = next_bid++ & (wk->ring.nbufs - 1);
-
-    memcpy(ring_buf(&wk->ring, bid), p, n);
-    memset(&cqe, 0, sizeof(cqe));
-    cqe.user_data = ud_pack(OP_RECV, gen, c->idx);
-    cqe.res = (int)n;
-    cqe.flags = IORING_CQE_F_BUFFER | IORING_CQE_F_MORE | bid << IORING_CQE_BUFFER_SHIFT;
-    conn_handle_cqe(wk, &cqe);
-}
-
-static void eof_cqe(struct conn *c, uint32_t gen)
-{
-    struct io_uring_cqe cqe;
-
-    memset(&cqe, 0, sizeof(cqe));
-    cqe.user_data = ud_pack(OP_RECV, gen, c->idx);
-    cqe.res = 0;
-    conn_handle_cqe(wk, &cqe);
+    drive_drain(wk);
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -287,20 +211,10 @@ static void configure(const struct rcase *k)
 /* Deliver the case's result and free its slot. Returns the slot's state before that. */
 static int settle(struct conn *c, uint64_t job, struct got *g)
 {
-    int state;
+    uint64_t emitted;
 
-    if (window_at(&eng->win, job)->state != W_DONE) {
-        /* Still waiting for bytes: the job deadline ends it, as the loop would. */
-        c->deadline = wk->now;
-        conn_expire(wk);
-    }
     memset(g, 0, sizeof(*g));
-    window_emit(&eng->win, on_result, g);
-    state = c->state;
-    if (c->state == C_IDLE)
-        conn_close(wk, c);
-    drain();
-    return state;
+    return drive_settle(wk, c, job, on_result, g, &emitted);
 }
 
 /* Feed the response cut at `cuts` (ascending offsets inside it); report the first mismatch. */
@@ -326,12 +240,12 @@ static int run_split(const struct rcase *k, const size_t *cuts, size_t ncuts, co
         while (to > from) {
             size_t n = to - from < wk->ring.buf_size ? to - from : wk->ring.buf_size;
 
-            recv_cqe(c, gen, k->resp + from, n);
+            drive_recv(wk, c, gen, k->resp + from, n);
             from += n;
         }
     }
     if (k->eof)
-        eof_cqe(c, gen);
+        drive_eof(wk, c, gen);
     state = settle(c, job, &g);
 
     CHECK_INT(g.n, 1);
@@ -483,7 +397,7 @@ static void test_guard_page(void)
             else if (err != HPE_OK)
                 conn_finish(wk, c, c->fail ? (rf_error)c->fail : RF_ERR_PROTOCOL);
             else if (k->eof)
-                eof_cqe(c, gen);
+                drive_eof(wk, c, gen);
             settle(c, job, &g);
             CHECK_INT(g.err, k->err);
             CHECK_INT(g.status, k->status);
