@@ -1,5 +1,4 @@
 /* fetch.c - `ringfetch fetch`: URLs in, one JSONL/CSV row per non-blank line out, in order. */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -269,6 +268,7 @@ int cmd_fetch(int argc, char **argv)
     rf_config cfg;
     rf_engine *eng;
     rf_stats stats;
+    int write_errno = 0;
     uint64_t v;
     rf_error err;
     int opt, ret;
@@ -407,21 +407,32 @@ int cmd_fetch(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     f.t0 = mono_seconds();
     while ((ret = rf_step(eng, f.progress ? 250 : 1000)) > 0) {
-        fflush(f.out); /* rows of this turn go out now: head and tail -f see them */
+        /* Rows of this turn go out now: head and tail -f see them. */
+        if (fflush(f.out) && !write_errno) {
+            /* A full disk: stop fetching what could not be written down. */
+            write_errno = errno ? errno : EIO;
+            rf_cancel(eng);
+        }
         show_progress(&f, eng, 0);
     }
-    fflush(f.out);
+    if ((fflush(f.out) || ferror(f.out)) && !write_errno)
+        write_errno = errno ? errno : EIO;
     show_progress(&f, eng, 1);
     rf_get_stats(eng, &stats);
     g_engine = NULL;
     rf_engine_destroy(eng);
     if (!f.quiet)
         summary(&f, &stats, mono_seconds() - f.t0);
-    if (output)
-        fclose(f.out);
+    if (output && fclose(f.out) && !write_errno)
+        write_errno = errno ? errno : EIO;
     if (f.in && f.in != stdin)
         fclose(f.in);
     free(f.body);
+    if (write_errno) {
+        fprintf(stderr, "ringfetch fetch: cannot write the rows to %s: %s\n",
+                output ? output : "standard output", strerror(write_errno));
+        return 1;
+    }
     if (ret < 0) {
         fprintf(stderr, "ringfetch fetch: engine error: %s\n", rf_strerror((rf_error)-ret));
         return 1;
