@@ -48,7 +48,7 @@ LIB_A := $(B)/libringfetch.a
 LIB_SO := $(B)/libringfetch.so
 BIN := $(B)/ringfetch
 
-.PHONY: all clean test test-san demo setup unit
+.PHONY: all clean test test-san demo setup unit fuzz fuzz-regress fuzz-bins
 all: $(LIB_A) $(LIB_SO) $(BIN) $(UNIT_BIN)
 
 $(B)/obj/engine/%.o: engine/%.c
@@ -79,7 +79,7 @@ $(B)/obj/engine/cli/%.o: engine/cli/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(WARN) -c $< -o $@
 
-$(B)/tests/%: tests/unit/%.c $(LIB_A) tests/unit/check.h
+$(B)/tests/%: tests/unit/%.c $(LIB_A) tests/unit/check.h tests/unit/drive.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(WARN) $(ALL_LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS) -lm
@@ -101,7 +101,48 @@ test-san: setup
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    /usr/bin/python3 tests/run.py --build build-san
 
+# libFuzzer targets (tests/fuzz/fuzz_NAME.c, seeds in tests/fuzz/corpus-NAME/): built with
+# clang, ASan and UBSan into build-fuzz/. `make fuzz` first replays the seeds and the saved
+# crashes (fuzz-regress), then runs each target FUZZ_SECONDS on its corpus copied to
+# build-fuzz/corpus-NAME (new inputs land there, crash files in build-fuzz/ too).
+FUZZ_B := build-fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 150
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
+
+fuzz-bins: $(FUZZ_BIN)
+
+# Only inside the fuzz build (SANITIZE holds fuzzer-no-link): -fsanitize=fuzzer adds main().
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_A) $(B)/obj/engine/cli/lines.o tests/unit/drive.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Iengine/cli $(ALL_CFLAGS) $(WARN) -fsanitize=fuzzer \
+	    $(ALL_LDFLAGS) $< $(B)/obj/engine/cli/lines.o $(LIB_A) -o $@ $(LDLIBS)
+
+fuzz-regress:
+	$(Q)$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) OPT="-O1 -g" \
+	    SANITIZE=fuzzer-no-link,address,undefined fuzz-bins
+	$(Q)for n in $(FUZZ_NAMES); do \
+	    files=$$(ls -d tests/fuzz/corpus-$$n/* tests/fuzz/crashes-$$n/* 2>/dev/null); \
+	    echo "  REGRESS fuzz_$$n ($$(echo "$$files" | wc -w) files)"; \
+	    $(FUZZ_B)/fuzz/fuzz_$$n $$files >$(FUZZ_B)/regress-$$n.log 2>&1 || \
+	        { tail -n 30 $(FUZZ_B)/regress-$$n.log; exit 1; }; \
+	done
+
+fuzz: fuzz-regress
+	$(Q)fail=0; for n in $(FUZZ_NAMES); do \
+	    mkdir -p $(FUZZ_B)/corpus-$$n && cp tests/fuzz/corpus-$$n/* $(FUZZ_B)/corpus-$$n/; \
+	    echo "  FUZZ    fuzz_$$n for $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_B)/crash-$$n- \
+	        $(FUZZ_B)/corpus-$$n >$(FUZZ_B)/fuzz-$$n.log 2>&1 || fail=1; \
+	    grep -E 'DONE|ERROR|SUMMARY|Test unit written' $(FUZZ_B)/fuzz-$$n.log | tail -n 4; \
+	done; \
+	if [ $$fail != 0 ]; then echo "fuzz: crash; see $(FUZZ_B)/fuzz-*.log and $(FUZZ_B)/crash-*"; fi; \
+	exit $$fail
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)

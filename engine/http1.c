@@ -223,6 +223,13 @@ static int on_headers_complete(llhttp_t *p)
     struct wentry *w = job_entry(c);
 
     w->status = p->status_code;
+    /* llhttp takes any 1-3 digits and any 64-bit length; a status under 100 would read as
+     * "no status" and a length over INT64_MAX as negative, so both are protocol errors. */
+    if (p->status_code < 100 ||
+        ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX)) {
+        c->fail = RF_ERR_PROTOCOL;
+        return -1;
+    }
     if (p->flags & F_CONTENT_LENGTH)
         w->content_length = (int64_t)p->content_length;
     /* 1: no body whatever the headers say (RFC 9112 6.3): the response to HEAD, and 1xx,
