@@ -289,3 +289,12 @@ def test_api_example_from_docs(ctx):
     assert lines[1].startswith("1 http://[::1 status=0 error=invalid_url"), lines
     assert lines[2].startswith("2 ftp://x/ status=0 error=unsupported_scheme"), lines
     assert lines[3] == "1 of 3 ok", lines
+
+
+def test_overlong_line_is_one_invalid_row(ctx):
+    url = ctx.nginx.url("/")
+    text = url + "\n" + "http://127.0.0.1/" + "a" * 70000 + "\n" + url + "\n"
+    rc, rows, err = ctx.fetch(["-i", "-"], input_text=text)
+    assert rc == 0, err
+    assert [r["error"] for r in rows] == [None, "invalid_url", None], rows
+    assert [r["index"] for r in rows] == [0, 1, 2]
