@@ -114,11 +114,12 @@ FUZZ_BIN := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 fuzz-bins: $(FUZZ_BIN)
 
 # Only inside the fuzz build (SANITIZE holds fuzzer-no-link): -fsanitize=fuzzer adds main().
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_A) $(B)/obj/engine/cli/lines.o tests/unit/drive.h
+FUZZ_CLI_OBJ := $(B)/obj/engine/cli/lines.o $(B)/obj/engine/cli/targets.o $(B)/obj/engine/cli/values.o
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_A) $(FUZZ_CLI_OBJ) tests/unit/drive.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Iengine/cli $(ALL_CFLAGS) $(WARN) -fsanitize=fuzzer \
-	    $(ALL_LDFLAGS) $< $(B)/obj/engine/cli/lines.o $(LIB_A) -o $@ $(LDLIBS)
+	    $(ALL_LDFLAGS) $< $(FUZZ_CLI_OBJ) $(LIB_A) -o $@ $(LDLIBS)
 
 fuzz-regress:
 	$(Q)$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) OPT="-O1 -g" \

@@ -301,6 +301,8 @@ int cmd_bench(int argc, char **argv)
             cfg.reqs_per_conn = 1;
             break;
         case 'X':
+            if (!valid_method(optarg))
+                return usage_error("a method is a token such as GET or PURGE", optarg);
             method = optarg;
             break;
         case 'H':

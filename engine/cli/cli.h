@@ -27,5 +27,7 @@ double mono_seconds(void);
 int load_data(const char *arg, char **data, size_t *len);
 /* "Name: value" on one line. */
 int valid_header(const char *h);
+/* A method is an HTTP token. */
+int valid_method(const char *m);
 
 #endif

@@ -296,6 +296,8 @@ int cmd_fetch(int argc, char **argv)
             *(opt == 'T' ? &cfg.timeout_ms : &cfg.connect_timeout_ms) = (unsigned)v;
             break;
         case 'X':
+            if (!valid_method(optarg))
+                return usage_error("a method is a token such as GET or PURGE", optarg);
             f.method = optarg;
             break;
         case 'H':

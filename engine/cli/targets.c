@@ -1,11 +1,12 @@
 /* targets.c - parse the bench --targets file into requests, each owning its strings. */
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 
 #include "cli.h"
 #include "targets.h"
 
-#define TARGET_LINE_MAX 65536
+#define TARGET_LINE_MAX 65536 /* a longer line is an error (the file is the user's own) */
 #define TARGET_HEADERS_MAX 64
 
 /* A target's method, url and headers point into its line copy; the body is its own. */
@@ -42,6 +43,16 @@ static int parse_line(struct target_strings *o, const char *const *extra, size_t
     if (!method || !url || (bodyf && (bodyf[0] != '@' || strtok_r(NULL, " \t", &save)))) {
         snprintf(err, errlen, "expected 'METHOD URL [@BODYFILE] [| Name: value]...'");
         return -1;
+    }
+    if (!valid_method(method)) {
+        snprintf(err, errlen, "bad method '%.40s'", method);
+        return -1;
+    }
+    for (const char *p = url; *p; p++) {
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) {
+            snprintf(err, errlen, "the URL holds a control or non-ASCII byte");
+            return -1;
+        }
     }
     o->headers = calloc(TARGET_HEADERS_MAX + n_extra + 1, sizeof(*o->headers));
     if (!o->headers) {
@@ -96,20 +107,23 @@ static int grow(struct targets *ts)
 int targets_parse(FILE *f, const char *const *extra, size_t n_extra, struct targets *out,
                   char *err, size_t errlen)
 {
-    char *buf = malloc(TARGET_LINE_MAX + 2), why[256];
+    char *buf = NULL, why[256];
+    size_t cap = 0;
+    ssize_t len;
     int lineno = 0;
 
     memset(out, 0, sizeof(*out));
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    while (fgets(buf, TARGET_LINE_MAX + 2, f)) {
+    while ((len = getline(&buf, &cap, f)) >= 0) {
         char *line;
 
         lineno++;
-        if (strlen(buf) > TARGET_LINE_MAX) {
+        if (len > TARGET_LINE_MAX) {
             snprintf(err, errlen, "line %d: longer than %d bytes", lineno, TARGET_LINE_MAX);
+            goto fail;
+        }
+        /* A NUL would end the line early without a word: the rest would be lost. */
+        if (memchr(buf, '\0', (size_t)len)) {
+            snprintf(err, errlen, "line %d: contains a NUL byte", lineno);
             goto fail;
         }
         line = trim(buf);

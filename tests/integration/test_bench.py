@@ -194,6 +194,9 @@ def test_targets_file_errors(ctx):
                          ("# nothing\n\n", "no requests"),
                          (f"GET {ctx.nginx.url('/')} @/nonexistent/body\n", "cannot read"),
                          (f"GET {ctx.nginx.url('/')} | no colon\n", "bad header"),
+                         (f"GE(T {ctx.nginx.url('/')}\n", "bad method"),
+                         (f"GET {ctx.nginx.url('/')}\x01\n", "control or non-ASCII"),
+                         (f"GET {ctx.nginx.url('/')}\0x\n", "NUL byte"),
                          (f"GET {ctx.nginx.url('/')}\nGET http://127.0.0.1:1/\n",
                           "same scheme, host and port")]:
         with open(path, "w") as f:

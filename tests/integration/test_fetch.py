@@ -210,7 +210,9 @@ def test_csv_format(ctx):
 def test_usage_errors(ctx):
     for args, needle in [([], "no URLs"), (["-c", "0", "http://x/"], "bad concurrency"),
                          (["--format", "xml", "http://x/"], "jsonl or csv"),
-                         (["-i", "/nonexistent/file"], "cannot open")]:
+                         (["-i", "/nonexistent/file"], "cannot open"),
+                         (["-X", "GET /x HTTP/1.1\r\nX:", "http://x/"], "a method is a token"),
+                         (["-H", "no colon", "http://x/"], "'Name: value'")]:
         r = subprocess.run([ctx.ringfetch, "fetch"] + args, capture_output=True, text=True,
                            timeout=30)
         assert r.returncode == 2, (args, r.returncode)
