@@ -403,8 +403,10 @@ static void start_job(struct worker *w, uint64_t i)
     ret = url_parse(ent->str, ent->url_len, &u);
     if (ret == 0 && u.scheme == RF_SCHEME_HTTPS)
         ret = -RF_ERR_UNSUPPORTED_SCHEME; /* until TLS is built in */
+    if (ret == 0 && !http1_valid_request(ent->method, ent->headers, ent->n_headers))
+        ret = -RF_ERR_INVALID_ARG;
     if (ret) {
-        /* A bad URL needs no slot: its result is ready now. */
+        /* A bad URL (or method or header) needs no slot: its result is ready now. */
         ent->err = (rf_error)-ret;
         w->stats.errors++;
         return engine_job_done(w, ent, i);

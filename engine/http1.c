@@ -49,6 +49,23 @@ static int has_header(const struct http1_req *r, const char *name, size_t len)
     return 0;
 }
 
+int http1_valid_request(const char *method, const char *const *headers, size_t n_headers)
+{
+    if (!*method)
+        return 0;
+    for (const char *m = method; *m; m++)
+        if (!((*m >= 'A' && *m <= 'Z') || (*m >= 'a' && *m <= 'z') || (*m >= '0' && *m <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *m)))
+            return 0;
+    for (size_t i = 0; i < n_headers; i++) {
+        const char *colon = strchr(headers[i], ':');
+
+        if (!colon || colon == headers[i] || strpbrk(headers[i], "\r\n"))
+            return 0;
+    }
+    return 1;
+}
+
 /* Plain copies, no formatting: Host, User-Agent and Accept are ours unless the caller set them. */
 int http1_format_request(char *buf, uint32_t cap, const struct http1_req *r)
 {

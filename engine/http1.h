@@ -20,6 +20,12 @@ struct http1_req {
     int close;                   /* add Connection: close */
 };
 
+/*
+ * A method that is an RFC 9110 token and headers that each hold a colon and no CR or LF:
+ * what a caller passes can then never add a line to the request.
+ */
+int http1_valid_request(const char *method, const char *const *headers, size_t n_headers);
+
 /* Write the head into buf; returns its length or -RF_ERR_TOO_LARGE when cap is short. */
 int http1_format_request(char *buf, uint32_t cap, const struct http1_req *r);
 

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "http1.h"
 
 int parse_duration_ms(const char *s, uint64_t *ms)
 {
@@ -147,21 +148,6 @@ int load_data(const char *arg, char **data, size_t *len)
     return 0;
 }
 
-int valid_header(const char *h)
-{
-    const char *colon = strchr(h, ':');
+int valid_header(const char *h) { return http1_valid_request("GET", &h, 1); }
 
-    return colon && colon != h && !strpbrk(h, "\r\n");
-}
-
-int valid_method(const char *m)
-{
-    /* RFC 9110 token characters: a method can never smuggle a space or a line break. */
-    if (!*m)
-        return 0;
-    for (; *m; m++)
-        if (!((*m >= 'A' && *m <= 'Z') || (*m >= 'a' && *m <= 'z') || (*m >= '0' && *m <= '9') ||
-              strchr("!#$%&'*+-.^_`|~", *m)))
-            return 0;
-    return 1;
-}
+int valid_method(const char *m) { return http1_valid_request(m, NULL, 0); }

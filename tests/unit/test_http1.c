@@ -559,6 +559,28 @@ static void test_requests(void)
     }
 }
 
+/* What a caller passes can never add a line to the request. */
+static void test_request_validation(void)
+{
+    const char *good[] = {"X-A: 1", "Accept:*/*"};
+    const char *crlf[] = {"X-A: 1\r\nX-B: 2"};
+    const char *lf[] = {"X-A: 1\n"};
+    const char *nocolon[] = {"X-A 1"};
+    const char *empty_name[] = {": v"};
+
+    CHECK(http1_valid_request("GET", good, 2));
+    CHECK(http1_valid_request("M-SEARCH", NULL, 0));
+    CHECK(http1_valid_request("PURGE~!", NULL, 0));
+    CHECK(!http1_valid_request("", NULL, 0));
+    CHECK(!http1_valid_request("GET /x", NULL, 0));
+    CHECK(!http1_valid_request("GET\r\nX:", NULL, 0));
+    CHECK(!http1_valid_request("G(T", NULL, 0));
+    CHECK(!http1_valid_request("GET", crlf, 1));
+    CHECK(!http1_valid_request("GET", lf, 1));
+    CHECK(!http1_valid_request("GET", nocolon, 1));
+    CHECK(!http1_valid_request("GET", empty_name, 1));
+}
+
 int main(void)
 {
     rf_config cfg;
@@ -579,6 +601,7 @@ int main(void)
     wk = &eng->workers[0];
     drain();
 
+    test_request_validation();
     test_requests();
     test_responses();
     test_large_body();
