@@ -462,7 +462,7 @@ static int worker_setup(struct bworker *w)
         nb <<= 1;
     while (ne < w->nconns * 2 && ne < 4096)
         ne <<= 1;
-    if (ring_init(&w->ring, ne, w->nconns * 2, nb, bufsz))
+    if (ring_init(&w->ring, ne, w->nconns * 2, nb, bufsz, 0))
         return -RF_ERR_SYSTEM;
     hist_init(&w->lat);
     list_init(&w->ready);
@@ -575,7 +575,7 @@ static int resolve(struct bench *b, const char *url, const struct rf_url *u)
 
         host[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
     }
-    if (ring_init(&ring, 64, 0, 0, 0))
+    if (ring_init(&ring, 64, 0, 0, 0, 0))
         return -RF_ERR_SYSTEM;
     ret = dns_create(&dns, &ring, &dc, lookup_done, &l);
     if (ret == 0) {

@@ -197,7 +197,8 @@ static int worker_init(rf_engine *eng, struct worker *w, unsigned id, unsigned n
     list_init(&w->conn_deadlines);
     list_init(&w->backoffs);
     ret = ring_init(&w->ring, pow2_at_least(w->nconns * 2, 256, 4096), w->nconns * 2,
-                    pow2_at_least(w->max_busy, 256, 2048), 16384);
+                    pow2_at_least(w->max_busy, 256, 2048), 16384,
+                    id ? RING_FOR_OTHER_THREAD : 0);
     if (ret)
         return ret == -ENOMEM ? -RF_ERR_NOMEM : -RF_ERR_SYSTEM;
     memset(&dcfg, 0, sizeof(dcfg));
@@ -554,10 +555,14 @@ static int worker_wait(struct worker *w, int64_t max_us)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    int ret = ring_adopt(&w->ring) ? -RF_ERR_SYSTEM : 0;
 
-    while (!__atomic_load_n(&w->eng->stopping, __ATOMIC_ACQUIRE)) {
-        if (worker_turn(w) || worker_wait(w, -1))
-            break;
+    while (!ret && !__atomic_load_n(&w->eng->stopping, __ATOMIC_ACQUIRE))
+        ret = worker_turn(w) ? -RF_ERR_SYSTEM : worker_wait(w, -1);
+    if (ret) {
+        /* Its jobs can no longer finish: the rf_step() thread reports it, never waits on. */
+        __atomic_store_n(&w->eng->fatal, ret, __ATOMIC_RELEASE);
+        worker_wake(&w->eng->workers[0]);
     }
     return NULL;
 }
@@ -610,6 +615,9 @@ int rf_step(rf_engine *e, int timeout_ms)
     if (in_own_callback(e))
         return -RF_ERR_RECURSIVE;
     ret = start_threads(e);
+    if (ret)
+        return ret;
+    ret = __atomic_load_n(&e->fatal, __ATOMIC_ACQUIRE);
     if (ret)
         return ret;
     ret = worker_turn(w);

@@ -123,6 +123,7 @@ struct rf_engine {
     int in_callback;          /* a callback runs, on thread cb_thread */
     pthread_t cb_thread;
     int stopping;             /* destroy: worker threads leave */
+    int fatal;                /* a worker thread's error (-rf_error): rf_step() returns it */
     volatile sig_atomic_t cancel_requested;
     uint64_t delivered;
 };

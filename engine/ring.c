@@ -7,13 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /*
  * SINGLE_ISSUER|DEFER_TASKRUN (6.1) runs completion work only when this thread waits,
  * which avoids task-work interrupts while we are busy parsing. COOP_TASKRUN (5.19) is
  * the fallback; a plain ring is the last resort.
  */
-static int ring_setup(struct io_uring *u, unsigned entries, unsigned cq_entries)
+static int ring_setup(struct io_uring *u, unsigned entries, unsigned cq_entries,
+                      unsigned extra)
 {
     static const unsigned tries[] = {
         IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -26,7 +29,7 @@ static int ring_setup(struct io_uring *u, unsigned entries, unsigned cq_entries)
         struct io_uring_params p;
 
         memset(&p, 0, sizeof(p));
-        p.flags = tries[i] | IORING_SETUP_CQSIZE;
+        p.flags = tries[i] | IORING_SETUP_CQSIZE | extra;
         p.cq_entries = cq_entries;
         ret = io_uring_queue_init_params(entries, u, &p);
         if (ret != -EINVAL)
@@ -80,7 +83,7 @@ fail:
 }
 
 int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbufs,
-              unsigned buf_size)
+              unsigned buf_size, unsigned flags)
 {
     int ret;
 
@@ -96,7 +99,9 @@ int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbu
     if (cq > 65536)
         cq = 65536;
     memset(r, 0, sizeof(*r));
-    ret = ring_setup(&r->uring, entries, cq);
+    /* R_DISABLED: the submitter is then the thread that enables the ring, not this one. */
+    ret = ring_setup(&r->uring, entries, cq,
+                     flags & RING_FOR_OTHER_THREAD ? IORING_SETUP_R_DISABLED : 0);
     if (ret)
         return ret;
     if (nfiles) {
@@ -114,6 +119,15 @@ int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbu
 fail:
     io_uring_queue_exit(&r->uring);
     return ret;
+}
+
+/* liburing 2.3 declares io_uring_enable_rings() but does not export it: the register call. */
+int ring_adopt(struct rf_ring *r)
+{
+    long ret = syscall(__NR_io_uring_register, r->uring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+                       NULL, 0);
+
+    return ret < 0 ? -errno : 0;
 }
 
 void ring_exit(struct rf_ring *r)

@@ -20,9 +20,16 @@ struct rf_ring {
  * Set up a ring of `entries` SQEs with SINGLE_ISSUER|DEFER_TASKRUN when the kernel has
  * them, a sparse registered file table of `nfiles`, and a buffer ring of `nbufs`
  * (a power of two) buffers of `buf_size` bytes. Returns 0 or -errno.
+ *
+ * A single-issuer ring belongs to the thread that creates it. A ring set up in one
+ * thread for another passes RING_FOR_OTHER_THREAD; that thread calls ring_adopt()
+ * before anything else.
  */
+#define RING_FOR_OTHER_THREAD 1u
 int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbufs,
-              unsigned buf_size);
+              unsigned buf_size, unsigned flags);
+/* Make the calling thread the ring's submitter (see RING_FOR_OTHER_THREAD). 0 or -errno. */
+int ring_adopt(struct rf_ring *r);
 void ring_exit(struct rf_ring *r);
 
 /* An SQE; when the SQ is full, submits what is queued and tries again. Never NULL. */

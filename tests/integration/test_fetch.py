@@ -30,7 +30,8 @@ def test_nginx_basic(ctx):
 
 
 def test_every_line_one_row_in_order(ctx):
-    """Valid, refused, malformed and blank lines: one row per non-blank line, in order."""
+    """Valid, refused, malformed and blank lines: one row per non-blank line, in order,
+    with one ring thread and with three sharing the window."""
     refused = ctx.refused_port()
     lines, expect = [], []
     for i in range(3000):
@@ -47,15 +48,17 @@ def test_every_line_one_row_in_order(ctx):
             port = ctx.nginx.ports[i % len(ctx.nginx.ports)]
             lines.append(f"  http://127.0.0.1:{port}/?i={i}  ")
             expect.append((None, 200))
-    rc, rows, err = ctx.fetch(["-c", "50", "-i", "-"], input_text="\n".join(lines) + "\n")
-    assert rc == 0, err
-    assert len(rows) == len(expect), (len(rows), len(expect))
-    nonblank = [l.strip() for l in lines if l.strip()]
-    for i, row in enumerate(rows):
-        assert row["index"] == i, row
-        assert row["url"] == nonblank[i], (row, nonblank[i])
-        assert (row["error"], row["status"]) == expect[i], (i, row)
-    assert "errors: 600 (invalid_url 300, refused 300)" in err, err
+    for threads in ("1", "3"):
+        rc, rows, err = ctx.fetch(["-c", "50", "-t", threads, "-i", "-"],
+                                  input_text="\n".join(lines) + "\n")
+        assert rc == 0, err
+        assert len(rows) == len(expect), (len(rows), len(expect))
+        nonblank = [l.strip() for l in lines if l.strip()]
+        for i, row in enumerate(rows):
+            assert row["index"] == i, row
+            assert row["url"] == nonblank[i], (row, nonblank[i])
+            assert (row["error"], row["status"]) == expect[i], (i, row)
+        assert "errors: 600 (invalid_url 300, refused 300)" in err, err
 
 
 def test_keepalive_reuse(ctx):

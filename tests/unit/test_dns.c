@@ -404,7 +404,7 @@ int main(void)
     struct rf_ring ring;
     int fd, ret;
 
-    ret = ring_init(&ring, 64, 0, 0, 0);
+    ret = ring_init(&ring, 64, 0, 0, 0, 0);
     if (ret)
         return check_skip("test_dns", "no io_uring here");
     /* The responder: a UDP socket on loopback that c-ares is pointed at. */
