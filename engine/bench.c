@@ -86,6 +86,8 @@ struct bworker {
     struct hist lat;
     struct bench_totals t;
     uint64_t now, t0, t_end, last_sweep;
+    uint64_t last_progress;           /* a response or a connect completed */
+    uint64_t stall_us;                /* -n alone: end when nothing progresses this long */
     uint64_t quota, issued, inflight; /* quota 0: no request limit */
     double interval_us;               /* open loop: time between requests; 0 = closed loop */
     uint64_t scheduled;               /* open loop: requests whose due time has been used */
@@ -203,6 +205,8 @@ static void reconnect(struct bworker *w, struct bconn *c, int pause)
     c->parity ^= 1;
     c->gen = (c->gen + 1) & UD_GEN_MASK;
     c->recv_armed = c->sending = 0;
+    if (c->state == B_CONNECTING)
+        w->issued -= c->outstanding; /* linked to a connect that failed: never sent */
     w->inflight -= c->outstanding;
     c->outstanding = 0;
     list_del(&c->ready);
@@ -253,6 +257,7 @@ static int on_message_complete(llhttp_t *p)
     if (!c->outstanding)
         return -1; /* a response nobody asked for */
     hist_record(&w->lat, since(w->now, c->t_due[c->ohead]));
+    w->last_progress = w->now;
     c->ohead = (c->ohead + 1) % w->b->pipeline;
     c->outstanding--;
     w->inflight--;
@@ -374,6 +379,7 @@ static void handle_cqe(struct bworker *w, const struct io_uring_cqe *cqe)
             break;
         c->state = B_OPEN;
         w->t.established++;
+        w->last_progress = w->now;
         if (++w->open > w->peak_open)
             w->peak_open = w->open;
         ring_recv_multishot(&w->ring, file_index(c), ud_pack(OP_RECV, c->gen, c->idx));
@@ -488,8 +494,11 @@ static void *worker_main(void *arg)
         __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
         return NULL;
     }
-    w->now = w->t0 = w->last_sweep = now_us();
+    w->now = w->t0 = w->last_sweep = w->last_progress = now_us();
     w->t_end = cfg->duration_ms ? w->t0 + cfg->duration_ms * 1000 : UINT64_MAX;
+    if (!cfg->duration_ms)
+        w->stall_us = 1000 * (cfg->timeout_ms > cfg->connect_timeout_ms
+                                  ? cfg->timeout_ms : cfg->connect_timeout_ms) + SWEEP_US;
     for (uint32_t i = 0; i < w->nconns; i++)
         connect_conn(w, &w->conns[i]);
     for (;;) {
@@ -499,6 +508,8 @@ static void *worker_main(void *arg)
             break; /* requests still out are neither answers nor errors, as in wrk */
         if (w->quota && w->issued >= w->quota && !w->inflight)
             break;
+        if (w->stall_us && w->now - w->last_progress > w->stall_us)
+            break; /* -n without -d against a server that never answers: not forever */
         if (w->interval_us > 0 && !list_empty(&w->ready)) {
             uint64_t due = w->t0 + (uint64_t)((double)w->scheduled * w->interval_us);
 

@@ -96,6 +96,16 @@ def test_refused_is_never_silent(ctx):
     assert connect_errors >= 4, out
 
 
+def test_request_count_against_a_dead_server_ends(ctx):
+    """-n alone cannot be reached when nothing connects: the run ends after the timeouts."""
+    port = ctx.refused_port()
+    t0 = time.monotonic()
+    j = bench_json(ctx, ["-c", "2", "-n", "50", "--timeout", "1s", "--connect-timeout", "1s",
+                         f"http://127.0.0.1:{port}/"], timeout=20)
+    assert time.monotonic() - t0 < 5
+    assert j["requests"] == 0 and j["established"] == 0 and j["errors"]["connect"] > 0, j
+
+
 def test_hostile_servers_give_read_errors(ctx):
     for mode in ("reset", "garbage", "badchunk", "close"):
         j = bench_json(ctx, ["-c", "2", "-d", "1s", "--timeout", "1s", ctx.bad.url(mode)])
