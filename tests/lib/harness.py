@@ -338,16 +338,7 @@ class BadServer:
     def stop(self):
         if self.proc is None:
             return
-        try:
-            self.proc.stdin.close()  # --exit-on-stdin-eof
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        _stop_group(self.proc, signal.SIGTERM, 5.0)
-        self.proc.stdout.close()
+        _end_child(self.proc)
         self.proc = None
 
     def __enter__(self):
@@ -355,6 +346,21 @@ class BadServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _end_child(proc):
+    """End a test server started with --exit-on-stdin-eof: close its stdin, give it 5 s
+    to leave, then signal its process group."""
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    _stop_group(proc, signal.SIGTERM, 5.0)
+    proc.stdout.close()
 
 
 # ----------------------------------------------------------------- dnsserver
@@ -411,16 +417,7 @@ class DnsServer:
 
     def stop(self):
         if self.proc is not None:
-            try:
-                self.proc.stdin.close()  # --exit-on-stdin-eof
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            _stop_group(self.proc, signal.SIGTERM, 5.0)
-            self.proc.stdout.close()
+            _end_child(self.proc)
             self.proc = None
         if self.own_log:
             try:
