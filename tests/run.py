@@ -88,6 +88,20 @@ class Context:
                 self._sanitize = ["-fsanitize=" + ",".join(kinds)]
         return list(self._sanitize)
 
+    def compile_c(self, name, source):
+        """Build a C program (source text) against this build's libringfetch.a; its path."""
+        src = os.path.join(self.tmpdir, name + ".c")
+        exe = os.path.join(self.tmpdir, name)
+        with open(src, "w") as f:
+            f.write(source)
+        cc = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", src,
+                             "-I" + os.path.join(self.root, "include"),
+                             os.path.join(self.build, "libringfetch.a"), "-luring", "-lcares",
+                             "-lpthread", "-o", exe] + self.sanitize_flags,
+                            capture_output=True, text=True, timeout=60)
+        assert cc.returncode == 0, cc.stderr
+        return exe
+
     # -- servers
 
     def _lazy(self, name, make):

@@ -221,16 +221,7 @@ def test_hosts_file_through_api(ctx):
                 "127.0.0.1   Web.Hosts.Test   alias.hosts.test  # trailing comment\n"
                 "127.0.0.2   web.hosts.test\n"
                 "#127.0.0.3  commented.hosts.test\n")
-    src = os.path.join(ctx.tmpdir, "hosts_api.c")
-    exe = os.path.join(ctx.tmpdir, "hosts_api")
-    with open(src, "w") as f:
-        f.write(HOSTS_PROGRAM)
-    cc = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", src,
-                         "-I" + os.path.join(ctx.root, "include"),
-                         os.path.join(ctx.build, "libringfetch.a"), "-luring", "-lcares",
-                         "-lpthread", "-o", exe] + ctx.sanitize_flags,
-                        capture_output=True, text=True, timeout=60)
-    assert cc.returncode == 0, cc.stderr
+    exe = ctx.compile_c("hosts_api", HOSTS_PROGRAM)
     with dns_server(ctx, {"commented.hosts.test": "127.0.0.1"}) as dns:
         r = subprocess.run([exe, hosts, dns.server, f"http://web.hosts.test:{p}/",
                             f"http://ALIAS.hosts.test:{p}/", f"http://localhost:{p}/",

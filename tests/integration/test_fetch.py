@@ -275,16 +275,7 @@ def test_low_open_file_limit(ctx):
 def test_api_example_from_docs(ctx):
     doc = open(os.path.join(ctx.root, "docs", "api.md")).read()
     code = doc.split("```c\n", 1)[1].split("```", 1)[0]
-    src = os.path.join(ctx.tmpdir, "example.c")
-    exe = os.path.join(ctx.tmpdir, "example")
-    with open(src, "w") as f:
-        f.write(code)
-    cc = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", src,
-                         "-I" + os.path.join(ctx.root, "include"),
-                         os.path.join(ctx.build, "libringfetch.a"), "-luring", "-lcares",
-                         "-lpthread", "-o", exe] + ctx.sanitize_flags,
-                        capture_output=True, text=True)
-    assert cc.returncode == 0, cc.stderr
+    exe = ctx.compile_c("example", code)
     port = ctx.nginx.ports[0]
     r = subprocess.run([exe, f"http://127.0.0.1:{port}/", "http://[::1", "ftp://x/"],
                        capture_output=True, text=True, timeout=30)
