@@ -52,6 +52,8 @@ class Context:
         self._test = None
         self._nginx = None
         self._bad = None
+        self._pki = None
+        self._servers = {}
         self._failed_start = {}
         self._refused = None
         self._sanitize = None
@@ -127,6 +129,21 @@ class Context:
             self._bad = self._lazy("badserver", lambda: harness.BadServer(log=log).start())
         return self._bad
 
+    @property
+    def pki(self):
+        """harness.TestPKI made once per run: a test CA and the certificates it signed."""
+        if self._pki is None:
+            self._pki = self._lazy("pki", lambda: harness.TestPKI(
+                os.path.join(self._tmproot, "pki")))
+        return self._pki
+
+    def server(self, name, make):
+        """A server for the whole run: make() (which returns it started, with a .stop())
+        runs on the first call for name; later calls return the same one."""
+        if name not in self._servers:
+            self._servers[name] = self._lazy(name, make)
+        return self._servers[name]
+
     def refused_port(self):
         """A loopback port bound for the whole run but never listening: connect is refused."""
         if self._refused is None:
@@ -149,13 +166,14 @@ class Context:
         raise Skip(why)
 
     def close(self):
-        for srv in (self._bad, self._nginx):
+        for srv in [self._bad, self._nginx] + list(self._servers.values()):
             if srv is not None:
                 try:
                     srv.stop()
                 except Exception as e:  # teardown must not hide the summary
                     print(f"warning: stopping a server: {e}", file=sys.stderr)
         self._bad = self._nginx = None
+        self._servers = {}
         if self._refused is not None:
             self._refused.close()
             self._refused = None

@@ -4,9 +4,10 @@ ports, waiting for a port, a private nginx, the misbehaving badserver, a test DN
 running ringfetch.
 
 As a script it runs nginx in the foreground for benchmark scripts:
-    harness.py nginx --ports 100 --workers 1 --cpu 0
-prints {"ports": [...], "pid": N, "prefix": DIR} once every port accepts, and stops nginx
-on SIGTERM, SIGINT or end of stdin. `harness.py nginx --print-config --prefix DIR ...`
+    harness.py nginx --ports 100 --workers 1 --cpu 0 [--tls]
+prints {"ports": [...], "pid": N, "prefix": DIR} once every port accepts (with --tls also
+"scheme": "https" and "ca": the test CA to pass as --cacert), and stops nginx on SIGTERM,
+SIGINT or end of stdin. `harness.py nginx --print-config --prefix DIR ...`
 only writes DIR/nginx.conf and DIR/html/ and prints the configuration.
 """
 import argparse
@@ -88,6 +89,93 @@ def _stop_group(proc, first_signal, grace):
         pass
 
 
+# ----------------------------------------------------------------------- PKI
+
+
+class TestPKI:
+    """A throwaway PKI for HTTPS tests, made in dirpath with the openssl command (EC P-256
+    keys, valid for `days`; about ten openssl runs, well under a second). PEM paths:
+
+      ca_cert, ca_key            the test CA; no system bundle trusts it
+      server_cert, server_key    CA-signed, subjectAltName DNS:localhost, IP:127.0.0.1, IP:::1
+      wrong_cert, wrong_key      CA-signed for DNS:wrong.example only (and CN wrong.example)
+      self_cert, self_key        self-signed for the same names as server_cert; CA:TRUE as
+                                 `openssl req -x509` makes it, so that it can also be given as
+                                 its own trust anchor (wolfSSL refuses to load a non-CA one)
+    .issue(name, sans) signs more leaves: sans like ["DNS:a.test", "IP:127.0.0.2"].
+    """
+
+    SERVER_SANS = ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]
+
+    def __init__(self, dirpath, days=30):
+        self.dir = os.path.abspath(dirpath)
+        self.days = int(days)
+        os.makedirs(self.dir, exist_ok=True)
+        self._conf = os.path.join(self.dir, "openssl.cnf")
+        with open(self._conf, "w") as f:
+            # Our own configuration, so the system's openssl.cnf defaults cannot add to it.
+            f.write("[req]\ndistinguished_name = dn\n[dn]\n"
+                    "[ca_ext]\nbasicConstraints = critical, CA:TRUE\n"
+                    "keyUsage = critical, keyCertSign, cRLSign\n"
+                    "subjectKeyIdentifier = hash\n")
+        self.ca_key = self._key("ca")
+        self.ca_cert = os.path.join(self.dir, "ca.pem")
+        self._openssl("req", "-x509", "-new", "-key", self.ca_key, "-subj",
+                      "/CN=ringfetch test CA", "-config", self._conf, "-extensions", "ca_ext",
+                      "-set_serial", self._serial(), "-days", str(self.days), "-out", self.ca_cert)
+        self.server_cert, self.server_key = self.issue("server", self.SERVER_SANS)
+        self.wrong_cert, self.wrong_key = self.issue("wrong", ["DNS:wrong.example"])
+        self.self_key = self._key("self")
+        self.self_cert = os.path.join(self.dir, "self.pem")
+        ext = self._extfile("self", self.SERVER_SANS, ca=True)
+        self._openssl("req", "-x509", "-new", "-key", self.self_key, "-subj", "/CN=localhost",
+                      "-config", ext, "-extensions", "leaf", "-set_serial", self._serial(),
+                      "-days", str(self.days), "-out", self.self_cert)
+
+    def issue(self, name, sans, cn=None):
+        """A leaf for the names in sans signed by the test CA; (cert path, key path)."""
+        key = self._key(name)
+        csr = os.path.join(self.dir, name + ".csr")
+        cert = os.path.join(self.dir, name + ".pem")
+        cn = cn or sans[0].split(":", 1)[1]
+        self._openssl("req", "-new", "-key", key, "-subj", "/CN=" + cn, "-config", self._conf,
+                      "-out", csr)
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key,
+                      "-set_serial", self._serial(), "-days", str(self.days),
+                      "-extfile", self._extfile(name, sans), "-extensions", "leaf", "-out", cert)
+        return cert, key
+
+    def _key(self, name):
+        path = os.path.join(self.dir, name + ".key")
+        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-out", path)
+        return path
+
+    def _extfile(self, name, sans, ca=False):
+        path = os.path.join(self.dir, name + ".cnf")
+        usage = "digitalSignature, keyCertSign" if ca else "digitalSignature"
+        with open(path, "w") as f:
+            f.write("[req]\ndistinguished_name = dn\n[dn]\n[leaf]\n"
+                    f"basicConstraints = critical, CA:{'TRUE' if ca else 'FALSE'}\n"
+                    f"keyUsage = critical, {usage}\n"
+                    "extendedKeyUsage = serverAuth\n"
+                    "subjectKeyIdentifier = hash\n"
+                    + ("" if ca else "authorityKeyIdentifier = keyid\n")
+                    + f"subjectAltName = {', '.join(sans)}\n")
+        return path
+
+    @staticmethod
+    def _serial():
+        return "0x1" + os.urandom(7).hex()  # positive, under 2^63, unique in practice
+
+    @staticmethod
+    def _openssl(*args):
+        r = subprocess.run(["openssl"] + list(args), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {r.stderr.strip()[-2000:]}")
+
+
 # --------------------------------------------------------------------- nginx
 
 
@@ -110,9 +198,27 @@ def parse_cpus(text):
     return out
 
 
+TLS_DEFAULTS = {"cert": None, "key": None, "protocols": "TLSv1.2 TLSv1.3",
+                "session_tickets": True, "session_cache": True}
+ACCESS_FIELDS = ("connection", "requests", "protocol", "reused", "sni", "status", "bytes",
+                 "method", "uri")
+
+
+def tls_settings(tls):
+    """TLS_DEFAULTS updated with the dict tls; an unknown key or a missing file is an error."""
+    unknown = set(tls) - set(TLS_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown tls settings: {sorted(unknown)}")
+    out = dict(TLS_DEFAULTS, **tls)
+    for k in ("cert", "key"):
+        if not out[k] or not os.path.isfile(out[k]):
+            raise ValueError(f"tls {k} {out[k]!r} is not a file")
+    return out
+
+
 def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4096,
                        rlimit_nofile=None, keepalive_requests=1000, keepalive_timeout="75s",
-                       backlog=4096, reuseport=False):
+                       backlog=4096, reuseport=False, tls=None, access_log=None, ipv6=False):
     """Writes prefix/nginx.conf and prefix/html/ for a private nginx; returns the config path.
 
     Locations (on every port):
@@ -124,7 +230,18 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
                    answers HTTP/1.1 with Transfer-Encoding: chunked
     keepalive_requests may be "unlimited"; cpus is a list of CPU numbers or None; reuseport
     gives every worker its own listening socket, so connections spread evenly over them.
+
+    tls=dict(cert=PEM, key=PEM, protocols="TLSv1.2 TLSv1.3", session_tickets=True,
+    session_cache=True) makes every port HTTPS with the same locations; protocols="TLSv1.3"
+    gives a TLS-1.3-only server. The session cache is shared:rf:1m, so resumption works by
+    session ID (TLS 1.2) as well as by ticket.
+    ipv6=True listens on [::1] too, on the same port numbers.
+    access_log=True writes prefix/access.log (a path: there), one line per request with the
+    fields of ACCESS_FIELDS separated by spaces, "-" when empty: $connection,
+    $connection_requests, $ssl_protocol, $ssl_session_reused ("r" resumed, "." full),
+    $ssl_server_name (the SNI), $status, $body_bytes_sent, $request_method, $request_uri.
     """
+    tls = tls_settings(tls) if tls else None
     html = os.path.join(prefix, "html")
     os.makedirs(html, exist_ok=True)
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -150,12 +267,20 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
     ]
     if cpus:
         lines.append(f"worker_cpu_affinity {cpu_masks(list(cpus), int(workers))};")
+    if access_log:
+        path = os.path.join(prefix, "access.log") if access_log is True else access_log
+        log = ["    log_format rf '$connection $connection_requests $ssl_protocol "
+               "$ssl_session_reused $ssl_server_name $status $body_bytes_sent "
+               "$request_method $request_uri';",
+               f"    access_log {path} rf;"]
+    else:
+        log = ["    access_log off;"]
     lines += [
         "events {",
         f"    worker_connections {int(worker_connections)};",
         "}",
         "http {",
-        "    access_log off;",
+    ] + log + [
         "    server_tokens off;",
         "    sendfile on;",
         "    tcp_nopush on;",
@@ -171,8 +296,19 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
         lines.append(f"    {key}_temp_path {prefix}/tmp/{sub};")
     lines.append("    server {")
     for port in ports:
-        lines.append(f"        listen 127.0.0.1:{int(port)} backlog={int(backlog)}"
-                     + (" reuseport;" if reuseport else ";"))
+        for addr in ("127.0.0.1", "[::1]") if ipv6 else ("127.0.0.1",):
+            lines.append(f"        listen {addr}:{int(port)}" + (" ssl" if tls else "")
+                         + f" backlog={int(backlog)}" + (" reuseport;" if reuseport else ";"))
+    if tls:
+        lines += [
+            f"        ssl_certificate {tls['cert']};",
+            f"        ssl_certificate_key {tls['key']};",
+            f"        ssl_protocols {tls['protocols']};",
+            f"        ssl_session_tickets {'on' if tls['session_tickets'] else 'off'};",
+            "        ssl_session_cache " + ("shared:rf:1m" if tls["session_cache"] else "off")
+            + ";",
+            "        ssl_session_timeout 10m;",
+        ]
     lines += [
         "        location / {",
         "            default_type text/plain;",
@@ -207,13 +343,17 @@ class Nginx:
 
     Nginx(n_ports=4) picks free ports; Nginx(ports=[...]) uses the given ones. prefix=DIR
     writes the configuration there and keeps it; by default a temporary directory is used and
-    removed on exit. Other keyword arguments go to write_nginx_prefix().
-    Attributes: .ports, .urls(path), .url(path, i), .prefix, .pid (the master).
+    removed on exit. Other keyword arguments go to write_nginx_prefix(): tls=dict(cert=...,
+    key=..., protocols=...) for HTTPS, access_log=True for a log .log_entries() reads,
+    ipv6=True to listen on [::1] too (url(host="[::1]")).
+    Attributes: .ports, .urls(path), .url(path, i), .scheme ("http" or "https"), .prefix,
+    .pid (the master).
     """
 
     def __init__(self, ports=None, n_ports=4, start_timeout=15.0, prefix=None, **conf):
         self.ports = list(ports) if ports else free_ports(n_ports)
         self.conf = conf
+        self.scheme = "https" if conf.get("tls") else "http"
         self.start_timeout = start_timeout
         self.keep_prefix = prefix is not None  # a given prefix is left in place
         self.given_prefix = prefix
@@ -224,11 +364,44 @@ class Nginx:
     def pid(self):
         return self.proc.pid if self.proc else None
 
-    def url(self, path="/", i=0):
-        return f"http://127.0.0.1:{self.ports[i]}{path}"
+    def url(self, path="/", i=0, host="127.0.0.1"):
+        return f"{self.scheme}://{host}:{self.ports[i]}{path}"
 
-    def urls(self, path="/"):
-        return [f"http://127.0.0.1:{p}{path}" for p in self.ports]
+    def urls(self, path="/", host="127.0.0.1"):
+        return [f"{self.scheme}://{host}:{p}{path}" for p in self.ports]
+
+    @property
+    def access_log_path(self):
+        log = self.conf.get("access_log")
+        if not log or self.prefix is None:
+            return None
+        return os.path.join(self.prefix, "access.log") if log is True else log
+
+    def log_entries(self, contains=None, count=0, timeout=5.0):
+        """The access log's lines as dicts (keys ACCESS_FIELDS), those whose uri contains
+        `contains` only. nginx logs a request just after answering it, so this waits up to
+        timeout s for at least `count` of them; it returns what it has then."""
+        path = self.access_log_path
+        if path is None:
+            raise RuntimeError("this nginx has no access log (access_log=True)")
+        deadline = time.monotonic() + timeout
+        for _ in range(100000):
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except FileNotFoundError:
+                text = ""
+            out = []
+            for line in text.splitlines():
+                parts = line.split(" ", len(ACCESS_FIELDS) - 1)
+                if len(parts) == len(ACCESS_FIELDS):
+                    entry = dict(zip(ACCESS_FIELDS, parts))
+                    if contains is None or contains in entry["uri"]:
+                        out.append(entry)
+            if len(out) >= count or time.monotonic() >= deadline:
+                return out
+            time.sleep(0.02)
+        return out
 
     def error_log(self):
         try:
@@ -296,7 +469,8 @@ class Nginx:
 class BadServer:
     """tests/servers/badserver.py in a child process; use as a context manager.
 
-    .ports is {mode: port}; .port(mode); .url(mode, path='/').
+    .ports is {mode: port}; .port(mode); .url(mode, path='/'), an https:// URL for the tls-*
+    modes and http:// for the others unless scheme says otherwise.
     """
 
     def __init__(self, trickle_interval=None, start_timeout=15.0, log=None):
@@ -311,8 +485,9 @@ class BadServer:
     def port(self, mode):
         return self.ports[mode]
 
-    def url(self, mode, path="/"):
-        return f"http://127.0.0.1:{self.ports[mode]}{path}"
+    def url(self, mode, path="/", scheme=None):
+        scheme = scheme or ("https" if mode.startswith("tls-") else "http")
+        return f"{scheme}://127.0.0.1:{self.ports[mode]}{path}"
 
     def start(self):
         err = open(self.log, "ab") if self.log else subprocess.DEVNULL
@@ -508,12 +683,33 @@ def _serve_nginx(argv):
                     "temporary directory, removed at the end)")
     ap.add_argument("--print-config", action="store_true",
                     help="write the prefix, print its nginx.conf and exit without starting")
+    ap.add_argument("--tls", action="store_true",
+                    help="HTTPS on every port with a test PKI made in PREFIX/pki (default: a "
+                    "temporary directory); its CA certificate is printed as \"ca\"")
+    ap.add_argument("--tls-protocols", default=TLS_DEFAULTS["protocols"],
+                    help="nginx ssl_protocols (default: %(default)s)")
     a = ap.parse_args(argv)
     ports = list(range(a.port_base, a.port_base + a.ports)) if a.port_base else None
     kr = a.keepalive_requests if a.keepalive_requests == "unlimited" else int(a.keepalive_requests)
     conf = dict(workers=a.workers, cpus=parse_cpus(a.cpu) if a.cpu else None,
                 worker_connections=a.connections, rlimit_nofile=a.rlimit_nofile,
                 keepalive_requests=kr, backlog=a.backlog)
+    pki_dir = None
+    if a.tls:
+        pki_dir = (os.path.join(os.path.abspath(a.prefix), "pki") if a.prefix
+                   else tempfile.mkdtemp(prefix="rf-pki-"))
+    try:
+        pki = TestPKI(pki_dir) if a.tls else None
+        if pki:
+            conf["tls"] = dict(cert=pki.server_cert, key=pki.server_key,
+                               protocols=a.tls_protocols)
+        return _run_nginx(a, ports, conf, pki)
+    finally:
+        if pki_dir and not a.prefix:
+            shutil.rmtree(pki_dir, ignore_errors=True)
+
+
+def _run_nginx(a, ports, conf, pki):
     if a.print_config:
         d = os.path.abspath(a.prefix) if a.prefix else tempfile.mkdtemp(prefix="rf-nginx-")
         try:
@@ -539,7 +735,10 @@ def _serve_nginx(argv):
     threading.Thread(target=watch_stdin, daemon=True).start()
 
     with Nginx(ports=ports, n_ports=a.ports, prefix=a.prefix, **conf) as ng:
-        print(json.dumps({"ports": ng.ports, "pid": ng.pid, "prefix": ng.prefix}), flush=True)
+        info = {"ports": ng.ports, "pid": ng.pid, "prefix": ng.prefix}
+        if pki:
+            info.update(scheme="https", ca=pki.ca_cert)
+        print(json.dumps(info), flush=True)
         deadline = time.monotonic() + a.lifetime
         for _ in range(int(a.lifetime) + 2):
             if stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The misbehaving HTTP/1.1 server ringfetch is tested against: one asyncio process, one
 loopback port per mode, from a correct keep-alive echo server to peers that hang, trickle,
-reset, lie or never stop.
+reset, lie or never stop, and two that break a TLS handshake (tls-close, tls-garbage).
 
 Once every port listens it prints one JSON line {"echo": PORT, "hang": PORT, ...} to stdout.
 Every loop here is bounded by a count and a deadline so a stuck client cannot keep it busy.
@@ -21,7 +21,7 @@ import threading
 import time
 
 MODES = ["echo", "hang", "trickle", "reset", "garbage", "bigheader", "badchunk", "close",
-         "endless", "acceptreset"]
+         "endless", "acceptreset", "tls-close", "tls-garbage"]
 
 HEADER_LIMIT = 64 * 1024          # request head larger than this gets 431
 READ_TIMEOUT = 60.0               # idle wait for a request (or the next one on keep-alive)
@@ -32,6 +32,7 @@ WRITE_PIECE = 64 * 1024
 ENDLESS_MAX_BYTES = 64 << 30
 ENDLESS_MAX_SECONDS = 120.0
 BIGHEADER_BYTES = 1 << 20
+TLS_RECORD_MAX = (1 << 14) + 2048  # a TLSCiphertext fragment's limit (RFC 8446 5.2)
 ECHO_BODY_KEEP = 1000
 
 
@@ -429,7 +430,32 @@ async def serve_acceptreset(reader, writer, args):
     rst_close(writer)
 
 
-HANDLERS = {m: globals()["serve_" + m] for m in MODES}
+async def read_tls_record(reader):
+    """Reads one TLS record (the ClientHello, from a TLS client); False if none came."""
+    try:
+        head = await asyncio.wait_for(reader.readexactly(5), READ_TIMEOUT)
+        n = min(int.from_bytes(head[3:5], "big"), TLS_RECORD_MAX)
+        await asyncio.wait_for(reader.readexactly(n), READ_TIMEOUT)
+    except (asyncio.IncompleteReadError, asyncio.TimeoutError):
+        return False
+    return True
+
+
+async def serve_tls_close(reader, writer, args):
+    """Takes the ClientHello, then closes (FIN) without a ServerHello."""
+    await read_tls_record(reader)
+
+
+async def serve_tls_garbage(reader, writer, args):
+    """Answers the ClientHello with bytes that are no TLS record (content type 0), then
+    waits for the client to give up: the bytes are the only fault."""
+    if not await read_tls_record(reader):
+        return
+    await write_all(writer, args.garbage)
+    await hold_until_client_closes(reader, 30.0)
+
+
+HANDLERS = {m: globals()["serve_" + m.replace("-", "_")] for m in MODES}
 
 
 # -------------------------------------------------------------------- server
@@ -546,7 +572,7 @@ def main():
         ap.error("intervals must be positive")
     rng = random.Random(args.seed)
     garbage = bytearray(rng.getrandbits(8) for _ in range(200))
-    garbage[0:4] = b"\x00\xffGB"  # never a valid status line, whatever the seed
+    garbage[0:4] = b"\x00\xffGB"  # no status line, no TLS record (type 0), whatever the seed
     args.garbage = bytes(garbage)
     raise_nofile()
     try:
