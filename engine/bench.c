@@ -18,20 +18,24 @@
 #include <time.h>
 
 #include "bench.h"
+#include "clock.h"
 #include "dns.h"
 #include "http1.h"
 #include "list.h"
 #include "llhttp.h"
 #include "ring.h"
 #include "ringfetch.h"
+#include "tls.h"
 #include "udata.h"
 #include "url.h"
 
 #define SWEEP_US 100000     /* timeouts, connect timeouts and the live counters */
 #define RETRY_US 10000      /* pause before reconnecting after a failed connect */
 #define BATCH_WAIT_US 100   /* longest wait for a batch of completions (closed loop) */
+#define PLAIN_CAP 16384     /* a TLS record's plaintext at most */
 
-enum bstate { B_DOWN, B_CONNECTING, B_OPEN, B_RETRY };
+/* B_HANDSHAKE: connected, TLS handshake running (https); it counts as connecting. */
+enum bstate { B_DOWN, B_CONNECTING, B_HANDSHAKE, B_OPEN, B_RETRY };
 
 struct bworker;
 
@@ -39,6 +43,7 @@ struct bconn {
     struct bworker *w;
     uint32_t idx, gen;
     uint8_t state, parity, recv_armed, sending, server_closes;
+    uint8_t want_session;    /* a full handshake: keep its session once a ticket came */
     uint16_t status;
     uint32_t outstanding;    /* requests sent or being sent, not yet answered */
     uint32_t ohead;          /* t_due index of the oldest outstanding request */
@@ -48,6 +53,7 @@ struct bconn {
     uint64_t t_conn;         /* connect start; or when to retry */
     uint64_t *t_due;         /* per outstanding request: when it was due (its latency origin) */
     const struct sockaddr_storage *src; /* --source-addrs: the local address, or NULL */
+    struct tls_conn *tls;    /* https, else NULL */
     llhttp_t parser;
     struct list ready;       /* open loop: can take a request now */
     struct list retry;
@@ -71,6 +77,8 @@ struct bench {
     unsigned refill;         /* free pipeline places before a connection is topped up */
     int quiet_sends;         /* sends post no completion unless they fail (small requests) */
     llhttp_settings_t settings;
+    struct tls_ctx *tls;     /* https: shared by every worker; NULL for http */
+    char host[RF_HOST_MAX + 1]; /* lower-cased: the name the certificate must carry */
     unsigned ready;          /* workers set up (or failed), before the start */
     int go;                  /* set once every worker is ready: the clock starts */
     int abort;
@@ -94,18 +102,14 @@ struct bworker {
     uint64_t open, peak_open;
     uint64_t live_requests, live_errors; /* published for the live line */
     struct list ready, retries;
+    struct tls_conn *tls_slab;        /* https: one session per connection */
+    char *plain;                      /* https: decrypted bytes on their way to llhttp */
+    tls_session *sess;                /* https: the session new connections resume */
+    char tls_error[200];              /* the first handshake failure, in words */
     pthread_t thread;
     int err;
     int done;
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static unsigned file_index(const struct bconn *c) { return c->idx * 2 + c->parity; }
 
@@ -133,6 +137,17 @@ static uint32_t allowed(struct bworker *w, struct bconn *c, uint32_t want)
     return want;
 }
 
+/* https: hand what wolfSSL wrote to a send, unless one is in flight. */
+static void tls_flush(struct bworker *w, struct bconn *c)
+{
+    uint32_t len;
+    const char *p = tls_take_flight(c->tls, &len);
+
+    if (p)
+        ring_send(&w->ring, file_index(c), p, len, ud_pack(OP_SEND, c->gen, c->idx), 0);
+    c->sending = c->tls->in_flight;
+}
+
 /* Send n requests in one send (n <= allowed()), each due at `due`. */
 static void issue(struct bworker *w, struct bconn *c, uint32_t n, uint64_t due)
 {
@@ -150,6 +165,12 @@ static void issue(struct bworker *w, struct bconn *c, uint32_t n, uint64_t due)
     w->issued += n;
     w->inflight += n;
     c->soff = 0;
+    if (c->tls) {
+        /* Encrypted per connection; a failure (out of memory) shows as a timeout. */
+        tls_write(c->tls, c->sbuf, c->slen);
+        tls_flush(w, c);
+        return;
+    }
     c->sending = !b->quiet_sends;
     ring_send(&w->ring, file_index(c), c->sbuf, c->slen, ud_pack(OP_SEND, c->gen, c->idx),
               b->quiet_sends ? IOSQE_CQE_SKIP_SUCCESS : 0);
@@ -172,8 +193,17 @@ static void connect_conn(struct bworker *w, struct bconn *c)
     c->t_conn = w->now;
     c->reqs = c->outstanding = c->ohead = 0;
     c->server_closes = 0;
-    n = w->interval_us > 0 ? 0 : allowed(w, c, w->b->pipeline);
+    /* https: the requests wait for the handshake. */
+    n = w->interval_us > 0 || c->tls ? 0 : allowed(w, c, w->b->pipeline);
     w->t.connects++;
+    if (c->tls && tls_start(w->b->tls, c->tls, w->b->host,
+                            w->b->cfg->no_tls_resume ? NULL : w->sess)) {
+        w->t.err_connect++;
+        c->state = B_RETRY;
+        c->t_conn = w->now + RETRY_US;
+        list_add_tail(&w->retries, &c->retry);
+        return;
+    }
     llhttp_init(&c->parser, HTTP_RESPONSE, &w->b->settings);
     c->parser.data = c;
     ring_reserve(&w->ring, 5);
@@ -183,9 +213,11 @@ static void connect_conn(struct bworker *w, struct bconn *c)
                                                                 : sizeof(struct sockaddr_in))
                                : 0,
                         ud_pack(OP_SOCKET, c->gen, c->idx), ud_pack(OP_CONNECT, c->gen, c->idx),
-                        n > 0);
-    /* Closed loop: the first requests ride on the connect (linked), no extra turn. */
-    if (n)
+                        n > 0 || c->tls);
+    /* Closed loop: the first requests (or the ClientHello) ride on the connect, linked. */
+    if (c->tls)
+        tls_flush(w, c);
+    else if (n)
         issue(w, c, n, w->now);
 }
 
@@ -200,8 +232,11 @@ static void reconnect(struct bworker *w, struct bconn *c, int pause)
 {
     if (c->state == B_OPEN)
         w->open--;
-    if (c->state == B_OPEN || c->state == B_CONNECTING)
+    if (c->state == B_OPEN || c->state == B_CONNECTING || c->state == B_HANDSHAKE)
         ring_close_direct(&w->ring, file_index(c));
+    if (c->tls)
+        tls_reset(c->tls);
+    c->want_session = 0;
     c->parity ^= 1;
     c->gen = (c->gen + 1) & UD_GEN_MASK;
     c->recv_armed = c->sending = 0;
@@ -291,7 +326,7 @@ static void after_progress(struct bworker *w, struct bconn *c)
             reconnect(w, c, 0);
         return;
     }
-    if (c->sending)
+    if (c->sending || c->state != B_OPEN)
         return;
     if (w->interval_us > 0) {
         make_ready(w, c);
@@ -308,6 +343,80 @@ static void after_progress(struct bworker *w, struct bconn *c)
         issue(w, c, n, w->now);
 }
 
+/* The connection ends with a failed handshake: a connect error, with its reason kept. */
+static void handshake_failed(struct bworker *w, struct bconn *c, int r)
+{
+    w->t.err_connect++;
+    if (!w->tls_error[0]) {
+        if (r == TLS_CLOSED)
+            snprintf(w->tls_error, sizeof(w->tls_error), "the server closed the connection");
+        else
+            tls_error(c->tls, w->tls_error, sizeof(w->tls_error));
+    }
+    reconnect(w, c, 1);
+}
+
+/* The handshake is done: count it, and start the requests. */
+static void handshake_done(struct bworker *w, struct bconn *c)
+{
+    if (c->tls->resumed) {
+        w->t.tls_resumed++;
+    } else {
+        w->t.tls_full++;
+        c->want_session = !w->b->cfg->no_tls_resume;
+    }
+    c->state = B_OPEN;
+    w->last_progress = w->now;
+    if (++w->open > w->peak_open)
+        w->peak_open = w->open;
+    make_ready(w, c);
+}
+
+/*
+ * https: take every ciphertext byte of a recv (its buffer goes back after this), run the
+ * handshake, decrypt records into llhttp. Returns 0, or -1 when the connection was
+ * ended (and counted) here.
+ */
+static int tls_recv(struct bworker *w, struct bconn *c, const char *p, uint32_t n)
+{
+    struct tls_conn *t = c->tls;
+    int r;
+
+    tls_input(t, p, n);
+    if (t->state == TLS_HANDSHAKE) {
+        r = tls_handshake(t);
+        if (r < 0) {
+            handshake_failed(w, c, r);
+            return -1;
+        }
+        if (r == 1)
+            handshake_done(w, c);
+    }
+    while (t->state == TLS_OPEN && (r = tls_read(t, w->plain, PLAIN_CAP)) > 0) {
+        w->t.bytes += (uint64_t)r;
+        if (llhttp_execute(&c->parser, w->plain, (size_t)r) != HPE_OK) {
+            w->t.err_read++;
+            reconnect(w, c, 0);
+            return -1;
+        }
+    }
+    if (t->state == TLS_OPEN && r != TLS_AGAIN) {
+        /* close_notify or a broken record: an error only when an answer was owed. */
+        if (c->outstanding)
+            w->t.err_read++;
+        reconnect(w, c, 0);
+        return -1;
+    }
+    if (c->want_session && c->reqs > c->outstanding) {
+        /* A response came, so the session ticket before it did too (TLS 1.3). */
+        tls_session_free(w->sess);
+        w->sess = tls_get_session(t);
+        c->want_session = 0;
+    }
+    tls_flush(w, c);
+    return 0;
+}
+
 static void on_recv(struct bworker *w, struct bconn *c, const struct io_uring_cqe *cqe)
 {
     int res = cqe->res;
@@ -316,22 +425,33 @@ static void on_recv(struct bworker *w, struct bconn *c, const struct io_uring_cq
         c->recv_armed = 0;
     if (res > 0) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        llhttp_errno_t err = llhttp_execute(&c->parser, ring_buf(&w->ring, bid), (size_t)res);
+        const char *p = ring_buf(&w->ring, bid);
+        llhttp_errno_t err = HPE_OK;
+        int ended = 0;
 
+        if (c->tls) {
+            ended = tls_recv(w, c, p, (uint32_t)res);
+        } else {
+            err = llhttp_execute(&c->parser, p, (size_t)res);
+            w->t.bytes += (uint64_t)res;
+        }
         ring_buf_return(&w->ring, bid);
-        w->t.bytes += (uint64_t)res;
+        if (ended)
+            return;
         if (err != HPE_OK) {
             w->t.err_read++;
             return reconnect(w, c, 0);
         }
         after_progress(w, c);
     } else if (res == 0 || (res != -ENOBUFS)) {
+        if (c->state == B_HANDSHAKE)
+            return handshake_failed(w, c, TLS_CLOSED);
         /* The server closed (or reset): an error only when it owed us an answer. */
         if (c->outstanding)
             w->t.err_read++;
         return reconnect(w, c, 0);
     }
-    if (c->state == B_OPEN && !c->recv_armed) {
+    if ((c->state == B_OPEN || c->state == B_HANDSHAKE) && !c->recv_armed) {
         ring_recv_multishot(&w->ring, file_index(c), ud_pack(OP_RECV, c->gen, c->idx));
         c->recv_armed = 1;
     }
@@ -344,6 +464,20 @@ static void on_send(struct bworker *w, struct bconn *c, int res)
             return; /* the connect it was linked to failed and says why */
         w->t.err_write++;
         return reconnect(w, c, 0);
+    }
+    if (c->tls) {
+        uint32_t len;
+        const char *rest;
+
+        if (!tls_flight_sent(c->tls, (uint32_t)res)) { /* a short send */
+            rest = tls_flight_rest(c->tls, &len);
+            ring_send(&w->ring, file_index(c), rest, len, ud_pack(OP_SEND, c->gen, c->idx), 0);
+            return;
+        }
+        tls_flush(w, c);
+        if (!c->sending)
+            after_progress(w, c);
+        return;
     }
     c->soff += (uint32_t)res;
     if (c->soff < c->slen) { /* short send: the socket buffer was full */
@@ -377,13 +511,17 @@ static void handle_cqe(struct bworker *w, const struct io_uring_cqe *cqe)
         }
         if (ud_op(ud) == OP_SOCKET)
             break;
-        c->state = B_OPEN;
         w->t.established++;
         w->last_progress = w->now;
-        if (++w->open > w->peak_open)
-            w->peak_open = w->open;
         ring_recv_multishot(&w->ring, file_index(c), ud_pack(OP_RECV, c->gen, c->idx));
         c->recv_armed = 1;
+        if (c->tls) {
+            c->state = B_HANDSHAKE;
+            break;
+        }
+        c->state = B_OPEN;
+        if (++w->open > w->peak_open)
+            w->peak_open = w->open;
         make_ready(w, c);
         break;
     case OP_SEND:
@@ -429,7 +567,8 @@ static void sweep(struct bworker *w)
         if (c->state == B_OPEN && c->outstanding && tmo &&
             since(w->now, c->t_due[c->ohead]) >= tmo) {
             time_out(w, c);
-        } else if (c->state == B_CONNECTING && ctmo && w->now - c->t_conn >= ctmo) {
+        } else if ((c->state == B_CONNECTING || c->state == B_HANDSHAKE) && ctmo &&
+                   w->now - c->t_conn >= ctmo) {
             w->t.err_connect++;
             reconnect(w, c, 0);
         }
@@ -470,6 +609,14 @@ static int worker_setup(struct bworker *w)
         ne <<= 1;
     if (ring_init(&w->ring, ne, w->nconns * 2, nb, bufsz, 0))
         return -RF_ERR_SYSTEM;
+    if (w->b->tls) {
+        w->tls_slab = calloc(w->nconns, sizeof(*w->tls_slab));
+        w->plain = malloc(PLAIN_CAP);
+        if (!w->tls_slab || !w->plain)
+            return -RF_ERR_NOMEM;
+        for (uint32_t i = 0; i < w->nconns; i++)
+            w->conns[i].tls = &w->tls_slab[i];
+    }
     hist_init(&w->lat);
     list_init(&w->ready);
     list_init(&w->retries);
@@ -586,6 +733,8 @@ static int resolve(struct bench *b, const char *url, const struct rf_url *u)
 
         host[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
     }
+    host[u->host_len] = '\0';
+    memcpy(b->host, host, (size_t)u->host_len + 1);
     if (ring_init(&ring, 64, 0, 0, 0, 0))
         return -RF_ERR_SYSTEM;
     ret = dns_create(&dns, &ring, &dc, lookup_done, &l);
@@ -692,11 +841,9 @@ static int same_origin(const struct bench_config *cfg, struct rf_url *first)
 
         if (ret)
             return ret;
-        if (u.scheme != RF_SCHEME_HTTP)
-            return -RF_ERR_UNSUPPORTED_SCHEME;
         if (i == 0) {
             *first = u;
-        } else if (u.port != first->port || u.host_len != first->host_len ||
+        } else if (u.scheme != first->scheme || u.port != first->port || u.host_len != first->host_len ||
                    strncasecmp(s + u.host_off, cfg->targets[0].url + first->host_off,
                                u.host_len) != 0) {
             return -RF_ERR_INVALID_ARG;
@@ -728,6 +875,10 @@ static void merge(struct bench_report *out, const struct bworker *w)
     t->err_write += w->t.err_write;
     t->err_timeout += w->t.err_timeout;
     t->non_2xx_3xx += w->t.non_2xx_3xx;
+    t->tls_full += w->t.tls_full;
+    t->tls_resumed += w->t.tls_resumed;
+    if (!out->tls_error[0])
+        memcpy(out->tls_error, w->tls_error, sizeof(out->tls_error));
     for (unsigned i = 0; i < BENCH_STATUS_MAX; i++)
         t->status[i] += w->t.status[i];
     hist_merge(&out->lat, &w->lat);
@@ -791,6 +942,12 @@ int bench_run(const struct bench_config *cfg, struct bench_report *out)
     ret = resolve(&b, c.targets[0].url, &u);
     if (ret == 0)
         ret = build_templates(&b);
+    if (ret == 0 && u.scheme == RF_SCHEME_HTTPS) {
+        struct tls_opts o = {.ca_file = c.ca_file, .insecure = c.insecure};
+
+        if (tls_ctx_new(&b.tls, &o, out->tls_error, sizeof(out->tls_error)))
+            ret = -RF_ERR_TLS;
+    }
     if (ret)
         goto out;
     llhttp_settings_init(&b.settings);
@@ -801,7 +958,7 @@ int bench_run(const struct bench_config *cfg, struct bench_report *out)
      * one on its connection, which waits for a response: its completion says nothing
      * we need, so only a failed send posts one. That is one CQE less per request.
      */
-    b.quiet_sends = 1;
+    b.quiet_sends = !b.tls; /* a TLS flight's buffer is free again only at its completion */
     for (unsigned t = 0; t < b.ntargets; t++)
         b.quiet_sends &= b.off[t + b.pipeline] - b.off[t] <= 4096;
 
@@ -871,6 +1028,11 @@ out:
     for (unsigned i = 0; ws && i < nw; i++) {
         if (ws[i].ring.uring.ring_fd > 0)
             ring_exit(&ws[i].ring);
+        for (uint32_t k = 0; ws[i].tls_slab && k < ws[i].nconns; k++)
+            tls_free(&ws[i].tls_slab[k]);
+        free(ws[i].tls_slab);
+        free(ws[i].plain);
+        tls_session_free(ws[i].sess);
         free(ws[i].conns);
         free(ws[i].due_slab);
     }
@@ -880,5 +1042,6 @@ out:
     free(b.off);
     free(b.close_off);
     free(b.is_head);
+    tls_ctx_free(b.tls);
     return ret;
 }

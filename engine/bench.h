@@ -36,6 +36,11 @@ struct bench_config {
     const char *const *resolve;      /* curl-style host:port:addr */
     size_t n_resolve;
     const char *dns_server;
+    /* https: trust (NULL: the system bundle) or no checks at all; resumption is on unless
+     * no_tls_resume is set (every reconnection resumes the worker's latest session). */
+    const char *ca_file;
+    int insecure;
+    int no_tls_resume;
     /* Local addresses (port 0) connections are bound to, round-robin; n_source 0: none. */
     const struct sockaddr_storage *source;
     size_t n_source;
@@ -52,6 +57,7 @@ struct bench_totals {
     uint64_t established;            /* attempts that connected */
     uint64_t err_connect, err_read, err_write, err_timeout;
     uint64_t non_2xx_3xx;
+    uint64_t tls_full, tls_resumed;  /* completed handshakes (https) */
     uint64_t status[BENCH_STATUS_MAX]; /* responses by status code */
 };
 
@@ -62,12 +68,14 @@ struct bench_report {
     unsigned threads, connections;
     uint64_t open_at_end;            /* connections established and held at the end */
     uint64_t peak_open;              /* the most held at once (sum of per-thread peaks) */
+    char tls_error[200];             /* https: why the first failed handshake failed, or "" */
 };
 
 /*
  * Run the benchmark to its end (duration, request count or *stop) and fill `out`.
  * Returns 0, or -RF_ERR_INVALID_URL / -RF_ERR_UNSUPPORTED_SCHEME / -RF_ERR_DNS /
- * -RF_ERR_INVALID_ARG / -RF_ERR_NOMEM / -RF_ERR_SYSTEM before any traffic.
+ * -RF_ERR_INVALID_ARG / -RF_ERR_NOMEM / -RF_ERR_SYSTEM / -RF_ERR_TLS (the CA file could
+ * not be loaded: out->tls_error says why) before any traffic.
  */
 int bench_run(const struct bench_config *cfg, struct bench_report *out);
 

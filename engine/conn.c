@@ -2,15 +2,23 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "internal.h"
 #include "udata.h"
 
 #define BACKOFF_US 50000 /* wait before retrying after EMFILE/ENFILE/EADDRNOTAVAIL */
 #define BACKOFF_TRIES 5
+#define PLAIN_CAP 16384  /* a TLS record's plaintext at most */
+#define TLS_BODY_STEP 65536 /* request body bytes encrypted at a time (bounds `out`) */
+#define TLS_SESSIONS 256 /* origins whose sessions a worker keeps */
 
 static int has_job(enum conn_state s) { return s >= C_RESOLVING; }
+
+/* The slot's session (c->tls) is set up before an https connection's first op. */
+static int is_https(const struct conn *c) { return c->scheme == RF_SCHEME_HTTPS; }
 
 static struct wentry *job_entry(struct worker *e, struct conn *c) { return window_at(&e->eng->win, c->job); }
 
@@ -60,6 +68,10 @@ static void drop_socket(struct worker *e, struct conn *c)
         c->has_socket = 0;
         c->recv_armed = 0;
     }
+    if (c->tls) {
+        tls_reset(c->tls);
+        c->tls_saved = 0;
+    }
     c->gen = (c->gen + 1) & UD_GEN_MASK; /* completions still in flight are now stale */
 }
 
@@ -94,16 +106,114 @@ static int send_done(struct worker *e, struct conn *c)
     return c->soff == c->slen && c->body_off == job_entry(e, c)->body_len;
 }
 
-/* socket -> connect -> send as one linked chain: a new connection costs one submission. */
+/* ---- https: the session between the socket ops and the parser ---- */
+
+/* Hand what wolfSSL wrote to a send, unless one is still in flight. */
+static void tls_flush(struct worker *e, struct conn *c)
+{
+    uint32_t len;
+    const char *p = tls_take_flight(c->tls, &len);
+
+    if (p)
+        ring_send(&e->ring, file_index(c), p, len, ud_pack(OP_SEND, c->gen, c->idx), 0);
+}
+
+/* Encrypt the request: the head (with a small body) at once, a larger body a step at a
+ * time as the sends drain, so `out` stays small. */
+static int tls_write_request(struct worker *e, struct conn *c)
+{
+    struct wentry *w = job_entry(e, c);
+
+    if (c->soff < c->slen) {
+        if (tls_write(c->tls, c->sbuf, c->slen))
+            return -1;
+        c->soff = c->slen;
+    }
+    if (c->body_off < w->body_len && !c->tls->out.len) {
+        size_t n = w->body_len - c->body_off;
+
+        if (n > TLS_BODY_STEP)
+            n = TLS_BODY_STEP;
+        if (tls_write(c->tls, (const char *)w->body + c->body_off, (uint32_t)n))
+            return -1;
+        c->body_off += n;
+    }
+    return 0;
+}
+
+static void tls_fail(struct worker *e, struct conn *c, int r)
+{
+    char why[200];
+
+    if (r == TLS_CLOSED)
+        return conn_fail(e, c, RF_ERR_TLS, "the server ended the session during the handshake");
+    conn_fail(e, c, r == TLS_ERR_VERIFY ? RF_ERR_TLS_VERIFY : RF_ERR_TLS,
+              tls_error(c->tls, why, sizeof(why)));
+}
+
+/* Set up the slot's session for a new connection; the ClientHello waits in `out`. */
+static int tls_begin(struct worker *e, struct conn *c)
+{
+    const char *why = NULL;
+    struct tls_ctx *ctx = engine_tls(e->eng, &why);
+
+    if (!ctx) {
+        conn_fail(e, c, RF_ERR_TLS, why);
+        return -1;
+    }
+    if (!e->plain && (e->plain = malloc(PLAIN_CAP)) == NULL)
+        goto nomem;
+    if (!e->sessions.slot && tls_cache_init(&e->sessions, TLS_SESSIONS))
+        goto nomem;
+    if (!c->tls && (c->tls = calloc(1, sizeof(*c->tls))) == NULL)
+        goto nomem;
+    if (tls_start(ctx, c->tls, c->host,
+                  tls_cache_get(&e->sessions, c->origin_hash, c->host, c->port)) == 0)
+        return 0;
+nomem:
+    conn_fail(e, c, RF_ERR_TLS, "cannot set up a TLS session (out of memory)");
+    return -1;
+}
+
+static void tls_record_result(struct worker *e, struct conn *c, struct wentry *w, rf_error err)
+{
+    struct tls_conn *t = c->tls;
+
+    if (!t || t->state != TLS_OPEN)
+        return;
+    w->tls_version = tls_version(t);
+    w->tls_resumed = t->resumed;
+    w->tls_us = c->reused ? 0 : (uint32_t)(c->t_tls_done - c->t_connected);
+    if (err == RF_OK && !c->tls_saved) {
+        tls_session *s = tls_get_session(t);
+
+        if (s)
+            tls_cache_put(&e->sessions, c->origin_hash, c->host, c->port, s);
+        c->tls_saved = 1;
+    }
+}
+
+/*
+ * socket -> connect -> send as one linked chain: a new connection costs one submission.
+ * The send is the request, or for https the ClientHello (the request follows the
+ * handshake).
+ */
 static void conn_connect(struct worker *e, struct conn *c)
 {
+    int https = is_https(c);
+
+    if (https && tls_begin(e, c))
+        return;
     ring_reserve(&e->ring, 3);
     ring_socket_connect(&e->ring, file_index(c), (struct sockaddr *)&c->addr, c->addrlen, NULL,
                         0, ud_pack(OP_SOCKET, c->gen, c->idx),
                         ud_pack(OP_CONNECT, c->gen, c->idx), 1);
     c->soff = 0;
     c->body_off = c->body_in_sbuf ? job_entry(e, c)->body_len : 0;
-    send_next(e, c, 0);
+    if (https)
+        tls_flush(e, c);
+    else
+        send_next(e, c, 0);
     c->has_socket = 1;
     c->t_conn_start = e->now;
     e->stats.connects++;
@@ -117,6 +227,7 @@ static void set_origin(struct conn *c, const struct rf_url *u, const char *host_
     c->port = u->port;
     c->host_len = (uint8_t)u->host_len;
     memcpy(c->host, host_lc, u->host_len);
+    c->host[u->host_len] = '\0';
     c->origin_hash = hash;
 }
 
@@ -152,7 +263,13 @@ void conn_start_job(struct worker *e, struct conn *c, uint64_t job, const struct
         c->soff = 0;
         c->body_off = c->body_in_sbuf ? w->body_len : 0;
         http1_begin_response(e, c);
-        send_next(e, c, 0);
+        if (!is_https(c)) {
+            send_next(e, c, 0);
+        } else if (tls_write_request(e, c) == 0) {
+            tls_flush(e, c);
+        } else {
+            conn_fail(e, c, RF_ERR_TLS, "cannot encrypt the request (out of memory)");
+        }
         return;
     }
     c->reused = 0;
@@ -222,6 +339,7 @@ void conn_finish(struct worker *e, struct conn *c, rf_error err)
     w->ttfb_us = since_admit(c, c->t_first);
     w->total_us = since_admit(c, e->now);
     set_ip(w, c);
+    tls_record_result(e, c, w, err);
     if (err != RF_OK)
         e->stats.errors++;
     engine_job_done(e, w, c->job);
@@ -231,6 +349,15 @@ void conn_finish(struct worker *e, struct conn *c, rf_error err)
         conn_set_state(e, c, C_IDLE);
     else
         conn_close(e, c);
+}
+
+/* conn_finish() with the reason in words, for the result's error_detail. */
+void conn_fail(struct worker *e, struct conn *c, rf_error err, const char *detail)
+{
+    struct wentry *w = job_entry(e, c);
+
+    w->detail = wentry_append(w, detail, (uint32_t)strlen(detail));
+    conn_finish(e, c, err);
 }
 
 /* A kept-alive connection the server had already closed: run the job once more on a new one. */
@@ -284,9 +411,24 @@ static void on_send(struct worker *e, struct conn *c, int res)
     if (res < 0) {
         if (c->state == C_CONNECTING && res == -ECANCELED)
             return; /* the connect before it failed and says why */
+        if (c->state == C_IDLE)
+            return conn_close(e, c);
         if (!retry_stale(e, c))
             conn_finish(e, c, res == -ECANCELED ? RF_ERR_CLOSED : RF_ERR_RESET);
         return;
+    }
+    if (is_https(c)) {
+        uint32_t len;
+        const char *rest;
+
+        if (!tls_flight_sent(c->tls, (uint32_t)res)) { /* a short send */
+            rest = tls_flight_rest(c->tls, &len);
+            ring_send(&e->ring, file_index(c), rest, len, ud_pack(OP_SEND, c->gen, c->idx), 0);
+            return;
+        }
+        if (c->state == C_ACTIVE && c->tls->state == TLS_OPEN && tls_write_request(e, c))
+            return conn_fail(e, c, RF_ERR_TLS, "cannot encrypt the request (out of memory)");
+        return tls_flush(e, c);
     }
     if (c->soff < c->slen)
         c->soff += (uint32_t)res;
@@ -320,12 +462,54 @@ static void on_eof(struct worker *e, struct conn *c)
 {
     if (c->state == C_IDLE)
         return conn_close(e, c);
+    if (is_https(c) && c->tls->state == TLS_HANDSHAKE)
+        return tls_fail(e, c, TLS_CLOSED);
     if (retry_stale(e, c))
         return;
     /* A body delimited by the close is complete only now: llhttp_finish() says so. */
     if (c->got_bytes)
         llhttp_finish(&c->parser);
     conn_finish(e, c, c->msg_done ? RF_OK : c->fail ? (rf_error)c->fail : RF_ERR_CLOSED);
+}
+
+/*
+ * Ciphertext arrived: run the handshake, then decrypt record by record into the parser.
+ * Every lent byte is taken before returning (the buffer goes back to the ring).
+ */
+static void on_tls_data(struct worker *e, struct conn *c, const char *p, uint32_t n)
+{
+    struct tls_conn *t = c->tls;
+    uint32_t gen = c->gen;
+    int r;
+
+    tls_input(t, p, n);
+    if (t->state == TLS_HANDSHAKE) {
+        r = tls_handshake(t);
+        if (r < 0)
+            return tls_fail(e, c, r);
+        if (r == TLS_AGAIN)
+            return tls_flush(e, c);
+        c->t_tls_done = now_us(); /* after the handshake's crypto, not before the batch */
+        if (tls_write_request(e, c))
+            return conn_fail(e, c, RF_ERR_TLS, "cannot encrypt the request (out of memory)");
+    }
+    while ((r = tls_read(t, e->plain, PLAIN_CAP)) > 0) {
+        if (c->state != C_ACTIVE) /* bytes nobody asked for on an idle connection */
+            return conn_close(e, c);
+        on_data(e, c, e->plain, (size_t)r);
+        if (c->gen != gen)
+            return; /* the connection ended with the job */
+    }
+    if (r == TLS_CLOSED)
+        return on_eof(e, c);
+    if (r == TLS_ERR) {
+        char why[200];
+
+        if (c->state != C_ACTIVE)
+            return conn_close(e, c);
+        return conn_fail(e, c, RF_ERR_TLS, tls_error(t, why, sizeof(why)));
+    }
+    tls_flush(e, c); /* the request, or what the session owes the server */
 }
 
 static void on_recv(struct worker *e, struct conn *c, struct io_uring_cqe *cqe)
@@ -337,7 +521,9 @@ static void on_recv(struct worker *e, struct conn *c, struct io_uring_cqe *cqe)
     if (res > 0) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 
-        if (c->state == C_IDLE) /* bytes nobody asked for on an idle connection */
+        if (is_https(c))
+            on_tls_data(e, c, ring_buf(&e->ring, bid), (uint32_t)res);
+        else if (c->state == C_IDLE) /* bytes nobody asked for on an idle connection */
             conn_close(e, c);
         else
             on_data(e, c, ring_buf(&e->ring, bid), (size_t)res);

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 #include "udata.h"
 
@@ -38,6 +39,8 @@ const char *rf_strerror(rf_error err)
     case RF_ERR_NOMEM: return "out_of_memory";
     case RF_ERR_RECURSIVE: return "recursive_call";
     case RF_ERR_SYSTEM: return "system";
+    case RF_ERR_TLS: return "tls";
+    case RF_ERR_TLS_VERIFY: return "tls_verify";
     case RF_ERR__LAST: break;
     }
     return "unknown";
@@ -54,14 +57,6 @@ void rf_config_init(rf_config *cfg)
     cfg->timeout_ms = 30000;
     cfg->max_header_bytes = 65536;
     cfg->keepalive = 1;
-}
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 /* Keep our own copy of a configuration string; NULL stays NULL. */
@@ -84,7 +79,7 @@ static int copy_config(rf_engine *e, const rf_config *cfg)
     const char **resolve = NULL;
 
     e->cfg = *cfg;
-    e->owned = calloc(cfg->n_resolve + 4, sizeof(char *));
+    e->owned = calloc(cfg->n_resolve + 5, sizeof(char *));
     if (!e->owned)
         return -RF_ERR_NOMEM;
     if (cfg->n_resolve) {
@@ -100,7 +95,7 @@ static int copy_config(rf_engine *e, const rf_config *cfg)
     }
     e->cfg.resolve = resolve;
     if (own(e, &e->cfg.dns_server) || own(e, &e->cfg.hosts_file) ||
-        own(e, &e->cfg.user_agent))
+        own(e, &e->cfg.user_agent) || own(e, &e->cfg.ca_file))
         return -RF_ERR_NOMEM;
     return 0;
 }
@@ -219,6 +214,14 @@ static int worker_init(rf_engine *eng, struct worker *w, unsigned id, unsigned n
 
 static void worker_free(struct worker *w)
 {
+    for (uint32_t i = 0; w->conns && i < w->nconns; i++) {
+        if (w->conns[i].tls) {
+            tls_free(w->conns[i].tls);
+            free(w->conns[i].tls);
+        }
+    }
+    tls_cache_free(&w->sessions);
+    free(w->plain);
     if (w->dns)
         dns_destroy(w->dns);
     if (w->ring.uring.ring_fd > 0)
@@ -245,6 +248,7 @@ rf_error rf_engine_create(rf_engine **out, const rf_config *cfg)
     if (!e)
         return RF_ERR_NOMEM;
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->tls_lock, NULL);
     ret = copy_config(e, cfg);
     if (ret)
         goto fail;
@@ -305,6 +309,8 @@ void rf_engine_destroy(rf_engine *e)
     for (size_t i = 0; i < e->n_owned; i++)
         free(e->owned[i]);
     free(e->owned);
+    tls_ctx_free(e->tls);
+    pthread_mutex_destroy(&e->tls_lock);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -384,6 +390,31 @@ void engine_job_done(struct worker *w, struct wentry *ent, uint64_t index)
         worker_wake(&w->eng->workers[0]);
 }
 
+/*
+ * The TLS context every worker shares, made by the first https job (loading the CA
+ * bundle costs milliseconds an http-only run need not pay). NULL with *why set when it
+ * cannot be made: each https job then fails with that reason.
+ */
+struct tls_ctx *engine_tls(rf_engine *e, const char **why)
+{
+    struct tls_ctx *t = __atomic_load_n(&e->tls, __ATOMIC_ACQUIRE);
+
+    if (t)
+        return t;
+    pthread_mutex_lock(&e->tls_lock);
+    if (!e->tls_tried) {
+        struct tls_opts o = {.ca_file = e->cfg.ca_file, .insecure = e->cfg.insecure};
+
+        e->tls_tried = 1;
+        if (tls_ctx_new(&t, &o, e->tls_err, sizeof(e->tls_err)) == 0)
+            __atomic_store_n(&e->tls, t, __ATOMIC_RELEASE);
+    }
+    t = e->tls;
+    pthread_mutex_unlock(&e->tls_lock);
+    *why = e->tls_err;
+    return t;
+}
+
 /* Start a job admitted into the window: parse, find a slot, resolve or reuse. */
 static void start_job(struct worker *w, uint64_t i)
 {
@@ -402,8 +433,6 @@ static void start_job(struct worker *w, uint64_t i)
         return engine_job_done(w, ent, i);
     }
     ret = url_parse(ent->str, ent->url_len, &u);
-    if (ret == 0 && u.scheme == RF_SCHEME_HTTPS)
-        ret = -RF_ERR_UNSUPPORTED_SCHEME; /* until TLS is built in */
     if (ret == 0 && !http1_valid_request(ent->method, ent->headers, ent->n_headers))
         ret = -RF_ERR_INVALID_ARG;
     if (ret) {

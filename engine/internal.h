@@ -15,6 +15,7 @@
 #include "results.h"
 #include "ring.h"
 #include "ringfetch.h"
+#include "tls.h"
 #include "url.h"
 
 /* A slot's states. Every change goes through conn_set_state() in conn.c. */
@@ -53,9 +54,10 @@ struct conn {
     uint8_t body_in_sbuf;  /* the request body was small enough to follow the head */
     uint8_t extra;         /* bytes followed the response: the connection is not reusable */
     uint8_t scheme;
+    uint8_t tls_saved;     /* this connection's session is in the origin cache */
     uint16_t port;
     uint8_t host_len;
-    char host[RF_HOST_MAX + 1]; /* lower-cased: the origin key with scheme and port */
+    char host[RF_HOST_MAX + 1]; /* lower-cased, NUL-terminated: the origin with scheme, port */
     uint32_t origin_hash;
     uint64_t job;          /* window index of the job while state >= C_RESOLVING */
     struct sockaddr_storage addr;
@@ -66,6 +68,8 @@ struct conn {
     uint32_t hdr_bytes;    /* response header bytes so far */
     char hname[CONN_HNAME];
     uint64_t t_admit, t_conn_start, t_connected, t_first, deadline, conn_deadline;
+    uint64_t t_tls_done;   /* handshake finished (https) */
+    struct tls_conn *tls;  /* https: the session, allocated on the slot's first use */
     llhttp_t parser;
     struct list pool;      /* free list, or idle bucket of its origin */
     struct list lru;       /* idle connections, oldest first (eviction order) */
@@ -88,6 +92,8 @@ struct worker {
     uint32_t nconns;          /* connection slots: jobs plus as many kept-alive spares */
     uint32_t max_busy;        /* the limiter: at most this many jobs at once */
     char *sbuf_slab;
+    char *plain;              /* https: decrypted bytes on their way to the parser */
+    struct tls_cache sessions;
     struct list free_list;
     struct list idle_lru;
     struct list *idle_buckets;
@@ -124,6 +130,11 @@ struct rf_engine {
     pthread_t cb_thread;
     int stopping;             /* destroy: worker threads leave */
     int fatal;                /* a worker thread's error (-rf_error): rf_step() returns it */
+    /* https: one context for every worker, made when the first https job starts. */
+    pthread_mutex_t tls_lock;
+    struct tls_ctx *tls;
+    int tls_tried;
+    char tls_err[256];
     volatile sig_atomic_t cancel_requested;
     uint64_t delivered;
 };
@@ -133,6 +144,7 @@ void conn_set_state(struct worker *e, struct conn *c, enum conn_state s);
 void conn_start_job(struct worker *e, struct conn *c, uint64_t job, const struct rf_url *u,
                     const char *host_lc, uint32_t hash);
 void conn_finish(struct worker *e, struct conn *c, rf_error err);
+void conn_fail(struct worker *e, struct conn *c, rf_error err, const char *detail);
 void conn_close(struct worker *e, struct conn *c);
 void conn_handle_cqe(struct worker *e, struct io_uring_cqe *cqe);
 void conn_dns_done(void *ctx, uint64_t cookie, int err, const struct sockaddr *sa,
@@ -159,5 +171,6 @@ void http1_begin_response(struct worker *e, struct conn *c);
 /* engine.c */
 void worker_wake(struct worker *w);
 void engine_job_done(struct worker *e, struct wentry *w, uint64_t index);
+struct tls_ctx *engine_tls(rf_engine *e, const char **why);
 
 #endif

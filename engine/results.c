@@ -79,8 +79,11 @@ void wentry_reset_response(struct wentry *e)
     e->status = 0;
     e->body_bytes = 0;
     e->content_length = -1;
-    e->loc = e->ctype = e->server = e->ip = e->kept = W_NONE;
+    e->loc = e->ctype = e->server = e->ip = e->kept = e->detail = W_NONE;
     e->kept_len = 0;
+    e->tls_version = NULL;
+    e->tls_us = 0;
+    e->tls_resumed = 0;
     e->connect_us = e->ttfb_us = e->total_us = 0;
     e->reused = 0;
     e->err = RF_OK;
@@ -140,6 +143,10 @@ uint64_t window_emit(struct rf_window *w, rf_result_fn fn, void *userp)
         r.total_us = e->total_us;
         r.reused = e->reused;
         r.userdata = e->userdata;
+        r.error_detail = str_at(e, e->detail);
+        r.tls_version = e->tls_version;
+        r.tls_us = e->tls_us;
+        r.tls_resumed = e->tls_resumed;
         /* Free the entry before the callback so a callback's view is all it gets. */
         e->state = W_FREE;
         __atomic_store_n(&w->head, w->head + 1, __ATOMIC_SEQ_CST);

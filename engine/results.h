@@ -31,8 +31,11 @@ struct wentry {
     void *userdata;
     char *str;
     uint32_t str_cap, str_len, url_len;
-    uint32_t loc, ctype, server, ip, kept; /* offsets into str, or W_NONE */
+    uint32_t loc, ctype, server, ip, kept, detail; /* offsets into str, or W_NONE */
     uint32_t kept_len;
+    const char *tls_version; /* a static string, NULL for http */
+    uint32_t tls_us;
+    uint8_t tls_resumed;
 };
 
 struct rf_window {

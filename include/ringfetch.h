@@ -43,7 +43,7 @@ extern "C" {
 typedef enum rf_error {
     RF_OK = 0,
     RF_ERR_INVALID_URL,        /* the URL could not be parsed */
-    RF_ERR_UNSUPPORTED_SCHEME, /* not http:// (https:// until TLS is built in) */
+    RF_ERR_UNSUPPORTED_SCHEME, /* neither http:// nor https:// */
     RF_ERR_DNS,                /* the host name did not resolve */
     RF_ERR_REFUSED,            /* connect: ECONNREFUSED */
     RF_ERR_UNREACHABLE,        /* connect: network or host unreachable */
@@ -59,6 +59,8 @@ typedef enum rf_error {
     RF_ERR_NOMEM,              /* API: out of memory at creation */
     RF_ERR_RECURSIVE,          /* API: called from inside one of the engine's callbacks */
     RF_ERR_SYSTEM,             /* API: the kernel refused to set up io_uring */
+    RF_ERR_TLS,                /* the TLS handshake or session failed (see error_detail) */
+    RF_ERR_TLS_VERIFY,         /* the server's certificate was rejected (see error_detail) */
     RF_ERR__LAST               /* not an error: the number of codes */
 } rf_error;
 
@@ -77,7 +79,7 @@ typedef struct rf_engine rf_engine;
  * pointers each time).
  */
 typedef struct rf_request {
-    const char *url;             /* absolute http:// URL (NUL-terminated) */
+    const char *url;             /* absolute http:// or https:// URL (NUL-terminated) */
     const char *method;          /* NULL means "GET" */
     const char *const *headers;  /* "Name: value" lines without CRLF, or NULL */
     size_t n_headers;
@@ -109,6 +111,13 @@ typedef struct rf_result {
     uint32_t connect_us, ttfb_us, total_us;
     int reused;               /* 1 when the request ran on a kept-alive connection */
     void *userdata;
+    const char *error_detail; /* why, in words, for some errors (tls, tls_verify); or NULL */
+    /* https only (tls_version NULL otherwise): the protocol ("TLSv1.3"), the handshake's
+     * time from connected to done (0 on a reused connection), and whether the handshake
+     * resumed an earlier session of the origin. */
+    const char *tls_version;
+    uint32_t tls_us;
+    int tls_resumed;
 } rf_result;
 
 /*
@@ -138,6 +147,11 @@ typedef struct rf_config {
     size_t n_resolve;
     const char *hosts_file;      /* default "/etc/hosts" */
     const char *user_agent;      /* default "ringfetch/VERSION"; "" sends none */
+    /* https: certificates are checked against ca_file (default the system bundle,
+     * /etc/ssl/certs/ca-certificates.crt) and the URL's host name or address, unless
+     * insecure is set. Sessions are kept per origin and resumed on new connections. */
+    const char *ca_file;
+    int insecure;
     rf_pull_fn pull;             /* optional request source (see rf_pull_fn) */
     void *pull_userp;
     rf_result_fn on_result;      /* required */

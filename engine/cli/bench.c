@@ -51,7 +51,11 @@ static void bench_usage(FILE *f)
           "                          (a range 127.0.0.2-127.0.0.40 or a list a,b,c), for\n"
           "                          more connections than one address has ports\n"
           "      --resolve H:P:ADDR  use ADDR for host H port P\n"
-          "      --dns-server A[:P]  DNS server instead of /etc/resolv.conf\n",
+          "      --dns-server A[:P]  DNS server instead of /etc/resolv.conf\n"
+          "      --cacert FILE       https: trust the CA certificates in FILE (PEM)\n"
+          "  -k, --insecure          https: no certificate or host name checks\n"
+          "      --no-tls-resume     https: a full handshake on every connection (by\n"
+          "                          default reconnections resume the session)\n",
           f);
 }
 
@@ -175,10 +179,15 @@ static void report_text(const struct bench_config *cfg, const struct bench_repor
         if (t->status[code])
             printf(" %d x %llu", code, (unsigned long long)t->status[code]);
     printf("\n");
+    if (t->tls_full || t->tls_resumed || r->tls_error[0])
+        printf("  TLS handshakes: %llu full, %llu resumed\n", (unsigned long long)t->tls_full,
+               (unsigned long long)t->tls_resumed);
     printf("  Errors: connect %llu, read %llu, write %llu, timeout %llu, non-2xx/3xx %llu\n",
            (unsigned long long)t->err_connect, (unsigned long long)t->err_read,
            (unsigned long long)t->err_write, (unsigned long long)t->err_timeout,
            (unsigned long long)t->non_2xx_3xx);
+    if (r->tls_error[0])
+        printf("  TLS: the first failed handshake: %s\n", r->tls_error);
     printf("Requests/sec: %.2f\n", t->requests / secs);
     if (cfg->rate)
         printf("Requested rate: %llu/s, achieved %.2f/s\n", (unsigned long long)cfg->rate,
@@ -227,6 +236,12 @@ static void report_json(const struct bench_config *cfg, const struct bench_repor
     if (cfg->rate)
         printf(",\"rate\":{\"requested\":%llu,\"achieved\":%.2f}", (unsigned long long)cfg->rate,
                t->requests / secs);
+    printf(",\"tls_full\":%llu,\"tls_resumed\":%llu", (unsigned long long)t->tls_full,
+           (unsigned long long)t->tls_resumed);
+    if (r->tls_error[0]) {
+        printf(",\"tls_error\":");
+        json_str(stdout, r->tls_error);
+    }
     printf("}\n");
 }
 
@@ -254,6 +269,9 @@ int cmd_bench(int argc, char **argv)
         {"dns-server", required_argument, 0, 'N'},
         {"source-addrs", required_argument, 0, 'A'},
         {"targets", required_argument, 0, 'F'},
+        {"cacert", required_argument, 0, 'a'},
+        {"insecure", no_argument, 0, 'k'},
+        {"no-tls-resume", no_argument, 0, 'Z'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -275,7 +293,7 @@ int cmd_bench(int argc, char **argv)
     uint64_t v;
     unsigned u;
 
-    while ((opt = getopt_long(argc, argv, "c:t:d:n:R:p:X:H:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:t:d:n:R:p:X:H:kh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
         case 't':
@@ -355,6 +373,17 @@ int cmd_bench(int argc, char **argv)
             cfg.n_source = (size_t)n;
             break;
         }
+        case 'a':
+            if (access(optarg, R_OK))
+                return usage_error("cannot read the CA file", optarg);
+            cfg.ca_file = optarg;
+            break;
+        case 'k':
+            cfg.insecure = 1;
+            break;
+        case 'Z':
+            cfg.no_tls_resume = 1;
+            break;
         case 'h':
             bench_usage(stdout);
             return 0;
@@ -425,8 +454,8 @@ int cmd_bench(int argc, char **argv)
             fprintf(stderr, "ringfetch bench: %s: every request must go to the same scheme, "
                             "host and port (invalid_argument)\n", targets_file);
         else
-            fprintf(stderr, "ringfetch bench: %s: %s\n", cfg.targets[0].url,
-                    rf_strerror((rf_error)-ret));
+            fprintf(stderr, "ringfetch bench: %s: %s%s%s\n", cfg.targets[0].url,
+                    rf_strerror((rf_error)-ret), rep->tls_error[0] ? ": " : "", rep->tls_error);
         targets_free(&file_targets);
         free(rep);
         free(body);

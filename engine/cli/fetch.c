@@ -68,6 +68,9 @@ static void fetch_usage(FILE *f)
           "      --window N          ordered-result window (default 64 x concurrency)\n"
           "      --no-keepalive      one connection per request\n"
           "      --keep-body SIZE    add the first SIZE body bytes to each row (\"body\")\n"
+          "      --cacert FILE       trust the CA certificates in FILE (PEM) for https,\n"
+          "                          instead of /etc/ssl/certs/ca-certificates.crt\n"
+          "  -k, --insecure          https without certificate or host name checks\n"
           "  -q, --quiet             no progress line and no summary\n",
           f);
 }
@@ -115,6 +118,10 @@ static void row_jsonl(FILE *o, const rf_result *r)
         fputs(",\"error\":null", o);
     else
         fprintf(o, ",\"error\":\"%s\"", rf_strerror(r->error));
+    if (r->error_detail) {
+        fputs(",\"error_detail\":", o);
+        json_str(o, r->error_detail);
+    }
     fprintf(o, ",\"bytes\":%llu,\"connect_ms\":", (unsigned long long)r->body_bytes);
     write_ms(o, r->connect_us);
     fputs(",\"ttfb_ms\":", o);
@@ -126,6 +133,13 @@ static void row_jsonl(FILE *o, const rf_result *r)
         json_str(o, r->ip);
     else
         fputs("null", o);
+    if (r->tls_version) {
+        fputs(",\"tls_version\":", o);
+        json_str(o, r->tls_version);
+        fputs(",\"tls_ms\":", o);
+        write_ms(o, r->tls_us);
+        fprintf(o, ",\"tls_resumed\":%s", r->tls_resumed ? "true" : "false");
+    }
     if (r->location) {
         fputs(",\"location\":", o);
         json_str(o, r->location);
@@ -162,6 +176,16 @@ static void row_csv(FILE *o, const rf_result *r)
     csv_str(o, r->location ? r->location : "");
     putc(',', o);
     csv_str(o, r->content_type ? r->content_type : "");
+    putc(',', o);
+    if (r->tls_version) {
+        csv_str(o, r->tls_version);
+        putc(',', o);
+        write_ms(o, r->tls_us);
+        fputs(r->tls_resumed ? ",1," : ",0,", o);
+    } else {
+        fputs(",,,", o);
+    }
+    csv_str(o, r->error_detail ? r->error_detail : "");
     putc('\n', o);
 }
 
@@ -257,6 +281,8 @@ int cmd_fetch(int argc, char **argv)
         {"window", required_argument, 0, 'W'},
         {"no-keepalive", no_argument, 0, 'K'},
         {"keep-body", required_argument, 0, 'B'},
+        {"cacert", required_argument, 0, 'A'},
+        {"insecure", no_argument, 0, 'k'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -276,7 +302,7 @@ int cmd_fetch(int argc, char **argv)
     memset(&f, 0, sizeof(f));
     rf_config_init(&cfg);
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "i:c:t:X:H:d:o:qh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "i:c:t:X:H:d:o:kqh", opts, NULL)) != -1) {
         switch (opt) {
         case 'i':
             input = optarg;
@@ -347,6 +373,14 @@ int cmd_fetch(int argc, char **argv)
                 return usage_error("bad size", optarg);
             cfg.keep_body = (size_t)v;
             break;
+        case 'A':
+            if (access(optarg, R_OK))
+                return usage_error("cannot read the CA file", optarg);
+            cfg.ca_file = optarg;
+            break;
+        case 'k':
+            cfg.insecure = 1;
+            break;
         case 'q':
             f.quiet = 1;
             break;
@@ -387,7 +421,7 @@ int cmd_fetch(int argc, char **argv)
     }
     if (f.fmt == FMT_CSV)
         fputs("index,url,status,error,bytes,connect_ms,ttfb_ms,total_ms,ip,location,"
-              "content_type\n",
+              "content_type,tls_version,tls_ms,tls_resumed,error_detail\n",
               f.out);
     cfg.resolve = resolve;
     cfg.pull = pull;
