@@ -1,6 +1,7 @@
 # ringfetch - plain Makefile. `make` builds the libraries and the command line tool in
 # build/; SANITIZE=address,undefined builds into build-san/; B=DIR picks another build
-# directory; V=1 shows commands.
+# directory; V=1 shows commands; WOLFSSL=system links Debian's libwolfssl instead of the
+# wolfSSL built from Debian's source (see below).
 
 SANITIZE ?=
 ifeq ($(SANITIZE),)
@@ -21,6 +22,33 @@ OPT ?= -O2 -g
 BASE := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -MMD -MP
 CPPFLAGS += -Iinclude -Iengine -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -lcares) -lpthread
+
+# wolfSSL. WOLFSSL=source (the default): 5.5.4 built once from Debian's source package with
+# AES-NI and the x86-64 assembly by scripts/wolfssl-build into build/wolfssl/, shared by every
+# build directory, and linked into libringfetch (.a and .so) so that users link only
+# -lringfetch. WOLFSSL=system: Debian's libwolfssl, which has neither. Engine code includes
+# <wolfssl/options.h> first, from whichever is in use; RF_WOLFSSL_BUILD names it.
+WOLFSSL ?= source
+ifeq ($(WOLFSSL),source)
+WOLFSSL_PREFIX := $(shell scripts/wolfssl-build --prefix)
+ifeq ($(WOLFSSL_PREFIX),)
+$(error scripts/wolfssl-build --prefix printed nothing)
+endif
+WOLFSSL_STAMP := $(WOLFSSL_PREFIX)/stamp
+WOLFSSL_A := $(WOLFSSL_PREFIX)/lib/libwolfssl.a
+CPPFLAGS := -I$(WOLFSSL_PREFIX)/include -DRF_WOLFSSL_BUILD='"source build with AES-NI"' $(CPPFLAGS)
+# libwolfssl.a calls log() and pow() from libm besides libc and the pthread mutexes.
+LDLIBS += -lm
+# In the shared library wolfSSL's symbols stay internal: its API is rf_*, and a program that
+# also loads the system libwolfssl must not get ours.
+SO_WOLFSSL := $(WOLFSSL_A) -Wl,--exclude-libs,libwolfssl.a
+else ifeq ($(WOLFSSL),system)
+CPPFLAGS := $(shell pkg-config --cflags wolfssl 2>/dev/null) \
+            -DRF_WOLFSSL_BUILD='"Debian system library"' $(CPPFLAGS)
+LDLIBS += $(shell pkg-config --libs wolfssl 2>/dev/null || echo -lwolfssl)
+else
+$(error WOLFSSL is source or system, not '$(WOLFSSL)')
+endif
 ifneq ($(SANITIZE),)
 BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 SANLD := -fsanitize=$(SANITIZE)
@@ -48,8 +76,23 @@ LIB_A := $(B)/libringfetch.a
 LIB_SO := $(B)/libringfetch.so
 BIN := $(B)/ringfetch
 
-.PHONY: all clean test test-san demo setup unit fuzz fuzz-regress fuzz-bins
+.PHONY: all clean distclean test test-san demo setup unit fuzz fuzz-regress fuzz-bins FORCE
 all: $(LIB_A) $(LIB_SO) $(BIN) $(UNIT_BIN)
+
+# Which wolfSSL the objects in $(B) were compiled against. The file changes only when the
+# choice does, and then everything that includes wolfSSL's headers is rebuilt: objects of one
+# wolfSSL's options.h must never link against the other.
+WOLFSSL_CHOICE := $(WOLFSSL) $(WOLFSSL_PREFIX)
+$(B)/wolfssl.choice: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(WOLFSSL_CHOICE)' | cmp -s - $@ || echo '$(WOLFSSL_CHOICE)' >$@
+
+$(ENGINE_OBJ) $(CLI_OBJ): $(B)/wolfssl.choice $(WOLFSSL_STAMP)
+
+ifneq ($(WOLFSSL_STAMP),)
+$(WOLFSSL_STAMP):
+	$(Q)scripts/wolfssl-build
+endif
 
 $(B)/obj/engine/%.o: engine/%.c
 	@mkdir -p $(dir $@)
@@ -62,13 +105,17 @@ $(B)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -w -c $< -o $@
 
-$(LIB_A): $(ENGINE_OBJ) $(LLHTTP_OBJ)
+# With WOLFSSL=source the archive starts as a copy of libwolfssl.a (its members are named
+# src_libwolfssl_la-*.o and libwolfssl_la-*.o, so none is replaced by ours).
+$(LIB_A): $(ENGINE_OBJ) $(LLHTTP_OBJ) $(B)/wolfssl.choice $(WOLFSSL_STAMP)
 	@$(if $(Q),echo "  AR      $@")
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ $@.tmp && $(if $(WOLFSSL_A),cp $(WOLFSSL_A) $@.tmp &&) \
+	    ar rcs $@.tmp $(ENGINE_OBJ) $(LLHTTP_OBJ) && mv $@.tmp $@
 
-$(LIB_SO): $(ENGINE_OBJ) $(LLHTTP_OBJ)
+$(LIB_SO): $(ENGINE_OBJ) $(LLHTTP_OBJ) $(B)/wolfssl.choice $(WOLFSSL_STAMP)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,libringfetch.so.0 $(ALL_LDFLAGS) $^ -o $@ $(LDLIBS)
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,libringfetch.so.0 $(ALL_LDFLAGS) \
+	    $(ENGINE_OBJ) $(LLHTTP_OBJ) $(SO_WOLFSSL) -o $@ $(LDLIBS)
 
 $(BIN): $(CLI_OBJ) $(LIB_A)
 	@$(if $(Q),echo "  LD      $@")
@@ -143,7 +190,11 @@ fuzz: fuzz-regress
 	if [ $$fail != 0 ]; then echo "fuzz: crash; see $(FUZZ_B)/fuzz-*.log and $(FUZZ_B)/crash-*"; fi; \
 	exit $$fail
 
+# clean keeps build/wolfssl, the wolfSSL build (a minute or more to redo); distclean not.
 clean:
+	rm -rf $(filter-out build/wolfssl,$(wildcard build/*)) build-san build-fuzz
+
+distclean:
 	rm -rf build build-san build-fuzz
 
 -include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)
