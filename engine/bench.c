@@ -389,10 +389,13 @@ static int tls_recv(struct bworker *w, struct bconn *c, const char *p, uint32_t 
             handshake_failed(w, c, r);
             return -1;
         }
-        if (r == 1)
-            handshake_done(w, c);
+        if (r == TLS_AGAIN) {
+            tls_flush(w, c);
+            return 0;
+        }
+        handshake_done(w, c);
     }
-    while (t->state == TLS_OPEN && (r = tls_read(t, w->plain, PLAIN_CAP)) > 0) {
+    while ((r = tls_read(t, w->plain, PLAIN_CAP)) > 0) {
         w->t.bytes += (uint64_t)r;
         if (llhttp_execute(&c->parser, w->plain, (size_t)r) != HPE_OK) {
             w->t.err_read++;
@@ -400,7 +403,7 @@ static int tls_recv(struct bworker *w, struct bconn *c, const char *p, uint32_t 
             return -1;
         }
     }
-    if (t->state == TLS_OPEN && r != TLS_AGAIN) {
+    if (r != TLS_AGAIN) {
         /* close_notify or a broken record: an error only when an answer was owed. */
         if (c->outstanding)
             w->t.err_read++;
