@@ -96,10 +96,16 @@ class Context:
         exe = os.path.join(self.tmpdir, name)
         with open(src, "w") as f:
             f.write(source)
+        # The link line docs/api.md gives; a WOLFSSL=system build needs Debian's libwolfssl
+        # (the Makefile records the choice), the default one has wolfSSL inside the archive.
+        libs = ["-luring", "-lcares", "-lpthread", "-lm"]
+        with open(os.path.join(self.build, "wolfssl.choice")) as f:
+            if f.read().split()[0] == "system":
+                libs.append("-lwolfssl")
         cc = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", src,
                              "-I" + os.path.join(self.root, "include"),
-                             os.path.join(self.build, "libringfetch.a"), "-luring", "-lcares",
-                             "-lpthread", "-o", exe] + self.sanitize_flags,
+                             os.path.join(self.build, "libringfetch.a")] + libs +
+                            ["-o", exe] + self.sanitize_flags,
                             capture_output=True, text=True, timeout=60)
         assert cc.returncode == 0, cc.stderr
         return exe
