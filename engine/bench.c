@@ -403,18 +403,18 @@ static int tls_recv(struct bworker *w, struct bconn *c, const char *p, uint32_t 
             return -1;
         }
     }
+    if (c->want_session && c->reqs > c->outstanding) {
+        /* A response came, so the session ticket before it did too (TLS 1.3). */
+        tls_session_free(w->sess);
+        w->sess = tls_get_session(t);
+        c->want_session = 0;
+    }
     if (r != TLS_AGAIN) {
         /* close_notify or a broken record: an error only when an answer was owed. */
         if (c->outstanding)
             w->t.err_read++;
         reconnect(w, c, 0);
         return -1;
-    }
-    if (c->want_session && c->reqs > c->outstanding) {
-        /* A response came, so the session ticket before it did too (TLS 1.3). */
-        tls_session_free(w->sess);
-        w->sess = tls_get_session(t);
-        c->want_session = 0;
     }
     tls_flush(w, c);
     return 0;
@@ -846,7 +846,8 @@ static int same_origin(const struct bench_config *cfg, struct rf_url *first)
             return ret;
         if (i == 0) {
             *first = u;
-        } else if (u.scheme != first->scheme || u.port != first->port || u.host_len != first->host_len ||
+        } else if (u.scheme != first->scheme || u.port != first->port ||
+                   u.host_len != first->host_len ||
                    strncasecmp(s + u.host_off, cfg->targets[0].url + first->host_off,
                                u.host_len) != 0) {
             return -RF_ERR_INVALID_ARG;

@@ -7,15 +7,10 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
-#include <wolfssl/version.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
 #include "tls.h"
-
-#ifndef RF_WOLFSSL_BUILD
-#define RF_WOLFSSL_BUILD "system library"
-#endif
 
 struct tls_ctx {
     WOLFSSL_CTX *ctx;
@@ -23,8 +18,6 @@ struct tls_ctx {
 };
 
 static const char alpn_http11[] = "http/1.1";
-
-const char *tls_library(void) { return "wolfSSL " LIBWOLFSSL_VERSION_STRING " (" RF_WOLFSSL_BUILD ")"; }
 
 /* ---- the memory I/O wolfSSL sees instead of a socket ---- */
 
@@ -271,7 +264,10 @@ const char *tls_error(struct tls_conn *t, char *buf, size_t len)
 
 const char *tls_version(struct tls_conn *t) { return t->ssl ? wolfSSL_get_version(t->ssl) : NULL; }
 
-tls_session *tls_get_session(struct tls_conn *t) { return t->ssl ? wolfSSL_get1_session(t->ssl) : NULL; }
+tls_session *tls_get_session(struct tls_conn *t)
+{
+    return t->ssl ? wolfSSL_get1_session(t->ssl) : NULL;
+}
 
 void tls_session_free(tls_session *s)
 {

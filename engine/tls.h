@@ -26,9 +26,6 @@ struct tls_opts {
 int tls_ctx_new(struct tls_ctx **out, const struct tls_opts *o, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *ctx);
 
-/* Which wolfSSL the engine runs on, e.g. "wolfSSL 5.5.4 (source build, AES-NI)". */
-const char *tls_library(void);
-
 struct tls_buf {
     char *p;
     uint32_t len, cap;
