@@ -2,6 +2,7 @@
 """ringfetch fetch against curl --parallel and aiohttp on one URL list, one nginx, one run.
 
     scripts/bench-fetch.sh [--urls 100000] [--ports 100] [--rounds 3] [--parts 1,2,3]
+    scripts/bench-fetch.sh --parts 4 [--https-urls 10000] [--https-ports 50]
 
 Part 1: URLS URLs over PORTS loopback nginx ports, 1% pointing at refused ports; ringfetch
         (-c 500), `curl --parallel --parallel-max 500` and the aiohttp pattern
@@ -10,7 +11,12 @@ Part 1: URLS URLs over PORTS loopback nginx ports, 1% pointing at refused ports;
 Part 2: the same list with 2% of the URLs on a server that accepts and never answers;
         ringfetch --timeout 2 against the bound hangs/500 x 2 s + part 1's wall time.
 Part 3: a 1,000,000-line list with -c 1000: ringfetch's peak RSS.
+Part 4: HTTPS: HTTPS_URLS https URLs over HTTPS_PORTS ports of a second nginx with a
+        certificate from a test CA made at run time; ringfetch (-c 500) and
+        `curl --parallel --parallel-max 500`, both given --cacert, in turn, ROUNDS rounds;
+        medians of wall time and CPU, and the ratios. Not in the default parts.
 Every ringfetch run is checked: one row per line, indexes in order, the expected errors.
+Every curl run: one status per URL (-w), and in part 4 every one 200.
 Measurement: os.wait4() of each client process (wall clock around it).
 """
 import argparse
@@ -70,8 +76,10 @@ def write_list(path, n, ports, refused, hang_port=None):
             f.write(f"http://127.0.0.1:{port}/?i={i}\n")
 
 
-def check_rows(path, n, expect_errors):
-    """Every line one row, indexes 0..n-1 in order; error counts as expected."""
+def check_rows(path, n, expect_errors, tls=None):
+    """Every line one row, indexes 0..n-1 in order; error counts as expected. With a dict
+    as tls, counts the rows' TLS handshakes into it: "full", "resumed" and "reused" (a
+    request on a connection that was already open, so no handshake)."""
     errors = {}
     count = 0
     with open(path) as f:
@@ -81,6 +89,12 @@ def check_rows(path, n, expect_errors):
                 raise SystemExit(f"row {count - 1} out of order: {line.strip()}")
             if row["error"]:
                 errors[row["error"]] = errors.get(row["error"], 0) + 1
+            if tls is not None and not row["error"]:
+                if row["tls_version"] is None:
+                    raise SystemExit(f"row {count - 1} has no TLS: {line.strip()}")
+                kind = ("resumed" if row["tls_resumed"] else "reused"
+                        if row["connect_ms"] == 0 and row["tls_ms"] == 0 else "full")
+                tls[kind] = tls.get(kind, 0) + 1
     if count != n:
         raise SystemExit(f"{count} rows for {n} lines")
     if errors != expect_errors:
@@ -186,12 +200,93 @@ def part3(a, tmp, ports, refused):
           f"(target < 100 MB)", flush=True)
 
 
+def part4(a, tmp):
+    """10,000 https URLs over 50 ports: ringfetch against curl --parallel, both verifying."""
+    n, c = a.https_urls, 500
+    pki = harness.TestPKI(os.path.join(tmp, "pki"))
+    with harness.Nginx(n_ports=a.https_ports, workers=a.nginx_workers,
+                       tls=dict(cert=pki.server_cert, key=pki.server_key)) as ng:
+        urls = os.path.join(tmp, "urls-https.txt")
+        with open(urls, "w") as f:
+            for i in range(n):
+                f.write(f"https://127.0.0.1:{ng.ports[i % len(ng.ports)]}/?i={i}\n")
+        curl_cfg = os.path.join(tmp, "urls-https.curl")
+        with open(urls) as src, open(curl_cfg, "w") as dst:
+            for line in src:
+                dst.write(f'url = "{line.strip()}"\noutput = "/dev/null"\n')
+        clients = {
+            "ringfetch": [a.ringfetch, "fetch", "-c", str(c), "-t", str(a.threads), "-q",
+                          "--cacert", pki.ca_cert, "-i", urls],
+            "curl": ["curl", "--parallel", "--parallel-max", str(c), "-s", "--cacert",
+                     pki.ca_cert, "-K", curl_cfg, "-w", "%{http_code} %{num_connects}\\n"],
+        }
+        out = os.path.join(tmp, "out-https")
+        res = {k: [] for k in clients}
+        print(f"part 4: {n} https URLs over {len(ng.ports)} nginx ports (test CA, --cacert), "
+              f"c={c}", flush=True)
+        for r in range(a.rounds):
+            for name, cmd in clients.items():
+                m, err = measure(cmd, out)
+                if m.rc != 0:
+                    raise SystemExit(f"{name} exited {m.rc}: {err[-2000:]}")
+                if name == "ringfetch":
+                    tls = {}
+                    rows = check_rows(out, n, {}, tls)
+                    with open(out) as f:
+                        seen = {(row["status"], row["tls_version"]) for row in map(json.loads, f)}
+                    if seen != {(200, "TLSv1.3")}:
+                        raise SystemExit(f"ringfetch: (status, TLS version) {sorted(seen)}")
+                    note = (f"{rows} rows, all 200 over TLS 1.3, {tls.get('full', 0)} full "
+                            f"handshakes, {tls.get('resumed', 0)} resumed, "
+                            f"{tls.get('reused', 0)} requests on open connections")
+                else:
+                    with open(out) as f:
+                        results = [line.split() for line in f]
+                    codes = {row[0] for row in results}
+                    if len(results) != n or codes != {"200"}:
+                        raise SystemExit(f"curl: {len(results)} results for {n} URLs, codes "
+                                         f"{sorted(codes)}\n{err[-2000:]}")
+                    note = (f"{len(results)} results, all 200, "
+                            f"{sum(int(row[1]) for row in results)} connections")
+                res[name].append(m)
+                print(f"  round {r + 1} {name:<10} {m.wall:6.2f} s wall {m.cpu:6.2f} s cpu "
+                      f"{m.rss_mb:6.1f} MB   {note}", flush=True)
+    print("part 4 medians:")
+    for name, ms in res.items():
+        show(name, ms)
+    rf, cu = res["ringfetch"], res["curl"]
+    wall, cpu = (median(rf, k) / median(cu, k) for k in ("wall", "cpu"))
+    print(f"  ringfetch/curl wall {wall:.3f} ({'met' if wall < 1 else 'NOT met'}: < 1)"
+          f"   cpu {cpu:.3f} ({'met' if cpu < 1 else 'NOT met'}: < 1)"
+          f"   rss {median(rf, 'rss_mb') / median(cu, 'rss_mb'):.3f}", flush=True)
+
+
+def plain_parts(a, parts, tmp, ng):
+    """Parts 1-3 against one plain-HTTP nginx."""
+    refused = harness.free_ports(10)
+    rest_wall = None
+    if 1 in parts:
+        rest_wall = part1(a, tmp, ng.ports, refused)
+    if 2 in parts:
+        if rest_wall is None:
+            urls = os.path.join(tmp, "urls.txt")
+            write_list(urls, a.urls, ng.ports, refused)
+            rest_wall = statistics.median(
+                measure([a.ringfetch, "fetch", "-c", "500", "-i", urls],
+                        os.path.join(tmp, "out"))[0].wall for _ in range(3))
+        part2(a, tmp, ng.ports, refused, rest_wall)
+    if 3 in parts:
+        part3(a, tmp, ng.ports, refused)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--urls", type=int, default=100000)
     ap.add_argument("--ports", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--parts", default="1,2,3")
+    ap.add_argument("--parts", default="1,2,3", help="4 is HTTPS, not in the default")
+    ap.add_argument("--https-urls", type=int, default=10000)
+    ap.add_argument("--https-ports", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1, help="ringfetch -t")
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--no-aiohttp", action="store_true", help="skip the slowest peer")
@@ -201,22 +296,12 @@ def main():
     print(f"ringfetch: {subprocess.run([a.ringfetch, '--version'], capture_output=True, text=True).stdout.strip()}"
           f"; curl: {subprocess.run(['curl', '--version'], capture_output=True, text=True).stdout.split()[1]}"
           f"; nginx workers {a.nginx_workers}; unpinned; {os.cpu_count()} CPUs", flush=True)
-    with tempfile.TemporaryDirectory(prefix="rf-bench-") as tmp, \
-            harness.Nginx(n_ports=a.ports, workers=a.nginx_workers) as ng:
-        refused = harness.free_ports(10)
-        rest_wall = None
-        if 1 in parts:
-            rest_wall = part1(a, tmp, ng.ports, refused)
-        if 2 in parts:
-            if rest_wall is None:
-                urls = os.path.join(tmp, "urls.txt")
-                write_list(urls, a.urls, ng.ports, refused)
-                rest_wall = statistics.median(
-                    measure([a.ringfetch, "fetch", "-c", "500", "-i", urls],
-                            os.path.join(tmp, "out"))[0].wall for _ in range(3))
-            part2(a, tmp, ng.ports, refused, rest_wall)
-        if 3 in parts:
-            part3(a, tmp, ng.ports, refused)
+    with tempfile.TemporaryDirectory(prefix="rf-bench-") as tmp:
+        if parts & {1, 2, 3}:
+            with harness.Nginx(n_ports=a.ports, workers=a.nginx_workers) as ng:
+                plain_parts(a, parts, tmp, ng)
+        if 4 in parts:
+            part4(a, tmp)
     return 0
 
 

@@ -1,14 +1,23 @@
 #!/usr/bin/python3
 """ringfetch bench against wrk and h2load: the same nginx, the same pinned CPUs, one run.
 
-    scripts/bench-vs-peers.sh [--seconds 8] [--rounds 3] [--cases c64,c256,c1000,64k,p16,rate]
+    scripts/bench-vs-peers.sh [--seconds 8] [--rounds 3] [--cases c64,tls64,tlsnew,...]
 
 nginx: one worker pinned to CPU 0, `return 200` of a 12-byte body, keep-alive without
 limit, access log off. Each client runs pinned to CPU 1 with one thread, in turn, for
 SECONDS, ROUNDS times; medians are printed. Client CPU is user+sys of the client process
 (os.wait4), divided by the requests it completed.
+
+The tls* cases use a second nginx, set up the same way but HTTPS (TLS 1.2 and 1.3, session
+cache and tickets on) with a certificate from a test CA made at run time. ringfetch gets
+--cacert and verifies it; wrk and h2load verify nothing. tlsnew makes a new connection,
+and so a TLS handshake, per request; its ringfetch --no-tls-resume row is for reference,
+and after its rounds a short run against an nginx with an access log shows which clients
+resume sessions.
 """
 import argparse
+import collections
+import contextlib
 import json
 import os
 import re
@@ -16,6 +25,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
@@ -53,6 +63,18 @@ class Children:
         self.cpu = ru.ru_utime + ru.ru_stime - self.start
 
 
+def server_cpu(master):
+    """CPU seconds (user+sys) used so far by nginx's workers, the children of master."""
+    with open(f"/proc/{master}/task/{master}/children") as f:
+        pids = f.read().split()
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def parse_wrk(out):
     m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     reqs = int(m.group(1))
@@ -78,54 +100,157 @@ def parse_h2load(out):
 def parse_ringfetch(out):
     j = json.loads(out)
     return {"requests": j["requests"], "rps": j["rps"], "bytes_per_s": j["bytes_per_s"],
-            "errors": sum(j["errors"].values()), "json": j}
+            "errors": sum(j["errors"].values()), "tls_full": j.get("tls_full", 0),
+            "tls_resumed": j.get("tls_resumed", 0), "json": j}
 
 
-def clients(case, url, secs, rf):
+CLOSE = ["-H", "Connection: close"]  # wrk and h2load reconnect when the server closes
+
+
+def h2load_requests(prev_rps, secs, c):
+    """h2load's -n for a run of about secs at the rate the client before it reached."""
+    return max(c * 16, int((prev_rps or 1000) * secs))
+
+
+def clients(case, url, secs, rf, ca=None):
+    """{name: (cmd or cmd(prev_rps), parse)} in the order they run in a round."""
     c = case["c"]
     p = case.get("p", 1)
+    new_conn = case.get("new_conn", False)
     out = {}
     if case.get("wrk", True):
-        out["wrk"] = (["wrk", "-t1", f"-c{c}", f"-d{secs}s", url], parse_wrk)
+        out["wrk"] = (["wrk", "-t1", f"-c{c}", f"-d{secs}s"] + (CLOSE if new_conn else [])
+                      + [url], parse_wrk)
     if case.get("h2load", True):
-        cmd = ["h2load", "--h1", "-t1", f"-c{c}", f"-D{secs}", url]
-        if p > 1:
-            cmd[4:4] = [f"-m{p}"]
+        if new_conn:
+            # h2load's timed mode (-D) never exits once the server closes every connection
+            # (after "Stopped all clients" it hangs), so this is a run of -n requests, sized
+            # from the rate of the client before it in the round.
+            def cmd(prev_rps):
+                return ["h2load", "--h1", "-t1", f"-c{c}",
+                        f"-n{h2load_requests(prev_rps, secs, c)}"] + CLOSE + [url]
+        else:
+            cmd = ["h2load", "--h1", "-t1", f"-c{c}", f"-D{secs}", url]
+            if p > 1:
+                cmd[4:4] = [f"-m{p}"]
         out["h2load"] = (cmd, parse_h2load)
-    cmd = [rf, "bench", "-t1", f"-c{c}", f"-d{secs}s", "--json", url]
+    cmd = [rf, "bench", "-t1", f"-c{c}", f"-d{secs}s", "--json"]
     if p > 1:
         cmd += ["-p", str(p)]
-    out["ringfetch"] = (cmd, parse_ringfetch)
+    if ca:
+        cmd += ["--cacert", ca]
+    if new_conn:
+        cmd += ["--no-keepalive"]
+    out["ringfetch"] = (cmd + [url], parse_ringfetch)
+    if new_conn and ca:
+        out["rf-noresume"] = (cmd + ["--no-tls-resume", url], parse_ringfetch)
     return out
 
 
-def run_case(name, case, base, secs, rounds, rf):
+def ratio(mine, theirs):
+    # h2load counts no bytes when every response closes its connection
+    return f"x{mine / theirs:.2f}" if theirs else "-"
+
+
+def check_goal(med, goal):
+    """Prints whether ringfetch's median meets goal = (metric, "<=" or ">=", peers)."""
+    metric, op, peers = goal
+    mine = med["ringfetch"][metric]
+    for peer in peers:
+        if peer not in med:
+            continue
+        theirs = med[peer][metric]
+        met = mine <= theirs if op == "<=" else mine >= theirs
+        print(f"  target ringfetch {metric} {op} {peer}'s: {mine:.2f} vs {theirs:.2f}, "
+              f"x{mine / theirs:.2f}: {'met' if met else 'NOT met'}", flush=True)
+
+
+def run_case(name, case, base, secs, rounds, rf, ca=None, server=None):
     url = base + case.get("path", "/")
-    cl = clients(case, url, secs, rf)
+    cl = clients(case, url, secs, rf, ca)
     res = {k: [] for k in cl}
-    print(f"{name}: {url} -c {case['c']}" + (f" -p {case['p']}" if case.get("p") else ""),
-          flush=True)
+    print(f"{name}: {url} -c {case['c']}" + (f" -p {case['p']}" if case.get("p") else "")
+          + (", a new connection per request" if case.get("new_conn") else ""), flush=True)
     for r in range(rounds):
+        prev_rps = None
         for who, (cmd, parse) in cl.items():
+            if callable(cmd):
+                cmd = cmd(prev_rps)
+            srv0 = server_cpu(server) if server else 0
             with Children() as ch:
-                out = run_pinned(cmd, secs * 3 + 30)
+                out = run_pinned(cmd, secs * 4 + 30)
             m = parse(out)
             m["cpu_us"] = ch.cpu * 1e6 / max(m["requests"], 1)
+            # The server's CPU per request, to tell a slow client from a costly one.
+            srv = server_cpu(server) - srv0 if server else 0
+            m["srv_us"] = srv * 1e6 / max(m["requests"], 1)
             res[who].append(m)
-            print(f"  round {r + 1} {who:<9} {m['rps']:10.0f} req/s {m['cpu_us']:6.2f} us/req "
-                  f"{m['bytes_per_s'] / 1e6:8.1f} MB/s errors {m['errors']}", flush=True)
-    med = {who: {k: statistics.median(x[k] for x in ms) for k in ("rps", "cpu_us", "bytes_per_s")}
+            prev_rps = m["rps"]
+            tls = (f" tls {m['tls_full']} full {m['tls_resumed']} resumed"
+                   if m.get("tls_full") or m.get("tls_resumed") else "")
+            print(f"  round {r + 1} {who:<11} {m['rps']:10.0f} req/s {m['cpu_us']:6.2f} us/req "
+                  f"{m['bytes_per_s'] / 1e6:8.1f} MB/s errors {m['errors']} "
+                  f"server {m['srv_us']:.1f} us/req{tls}", flush=True)
+    keys = ("rps", "cpu_us", "bytes_per_s", "srv_us", "tls_full", "tls_resumed")
+    med = {who: {k: statistics.median(x.get(k, 0) for x in ms) for k in keys}
            for who, ms in res.items()}
     for who, m in med.items():
-        line = f"  median {who:<9} {m['rps']:10.0f} req/s {m['cpu_us']:6.2f} us/req " \
-               f"{m['bytes_per_s'] / 1e6:8.1f} MB/s"
+        line = f"  median {who:<11} {m['rps']:10.0f} req/s {m['cpu_us']:6.2f} us/req " \
+               f"{m['bytes_per_s'] / 1e6:8.1f} MB/s server {m['srv_us']:.1f} us/req"
+        if m["tls_full"] or m["tls_resumed"]:
+            line += f" tls {m['tls_full']:.0f} full {m['tls_resumed']:.0f} resumed"
         for peer in ("wrk", "h2load"):
             if peer in med and who == "ringfetch":
-                line += (f" | vs {peer}: rps x{m['rps'] / med[peer]['rps']:.2f}"
-                         f" cpu/req x{m['cpu_us'] / med[peer]['cpu_us']:.2f}"
-                         f" bytes/s x{m['bytes_per_s'] / med[peer]['bytes_per_s']:.2f}")
+                line += f" | vs {peer}:" + "".join(
+                    f" {label} {ratio(m[k], med[peer][k])}"
+                    for label, k in (("rps", "rps"), ("cpu/req", "cpu_us"),
+                                     ("bytes/s", "bytes_per_s")))
         print(line, flush=True)
+    if case.get("goal"):
+        check_goal(med, case["goal"])
     return med
+
+
+def versions(rf):
+    """One line naming the three clients' versions (wrk has no --version; -v prints it)."""
+    def first_line(cmd):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (r.stdout or r.stderr).strip().splitlines()[0].split(" [")[0]
+    return "; ".join((first_line([rf, "--version"]), first_line(["wrk", "-v"]),
+                      first_line(["h2load", "--version"])))
+
+
+def tls_nginx(pki, **conf):
+    return harness.Nginx(n_ports=1, workers=1, cpus=[SERVER_CPU], keepalive_requests="unlimited",
+                         worker_connections=65536,
+                         tls=dict(cert=pki.server_cert, key=pki.server_key), **conf)
+
+
+def run_resumption(pki, rf, c=8, secs=1):
+    """Which clients resume TLS sessions on a new connection per request: a short run of each
+    against an nginx that logs $ssl_session_reused, counted from its access log."""
+    with tls_nginx(pki, access_log=True) as ng:
+        url = ng.url("/")
+        runs = {
+            "wrk": (["wrk", "-t1", f"-c{c}", f"-d{secs}s"] + CLOSE + [url], parse_wrk),
+            "h2load": (["h2load", "--h1", "-t1", f"-c{c}", f"-n{c * 50}"] + CLOSE + [url],
+                       parse_h2load),
+            "ringfetch": ([rf, "bench", "-t1", f"-c{c}", f"-d{secs}s", "--json", "--cacert",
+                           pki.ca_cert, "--no-keepalive", url], parse_ringfetch),
+        }
+        print(f"resumption: -c {c}, a new connection per request, nginx's $ssl_session_reused",
+              flush=True)
+        seen = 0
+        for who, (cmd, parse) in runs.items():
+            m = parse(run_pinned(cmd, secs * 4 + 30))
+            # nginx also logs the requests still in flight when the client stopped
+            entries = ng.log_entries(count=seen + m["requests"] + c, timeout=1.0)[seen:]
+            seen += len(entries)
+            reused = collections.Counter(e["reused"] for e in entries)
+            conns = len({e["connection"] for e in entries})
+            print(f"  {who:<11} {len(entries)} requests on {conns} connections: "
+                  f"{reused.get('r', 0)} resumed, {reused.get('.', 0)} full handshakes "
+                  f"({', '.join(sorted({e['protocol'] for e in entries}))})", flush=True)
 
 
 def run_rate(base, rf, rate, secs):
@@ -187,6 +312,12 @@ CASES = {
     "c1000": {"c": 1000},
     "64k": {"c": 64, "path": "/static/64k.bin", "h2load": False},
     "p16": {"c": 64, "p": 16, "wrk": False},
+    # HTTPS; goal = what ringfetch's median must meet against each peer's.
+    "tls64": {"c": 64, "tls": True, "goal": ("cpu_us", "<=", ("wrk", "h2load"))},
+    "tlsnew": {"c": 64, "tls": True, "new_conn": True, "resumption": True,
+               "goal": ("rps", ">=", ("wrk", "h2load"))},
+    "tls64k": {"c": 64, "tls": True, "path": "/static/64k.bin",
+               "goal": ("bytes_per_s", ">=", ("wrk",))},
 }
 
 
@@ -194,7 +325,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--cases", default="c64,c256,c1000,64k,p16,rate,scale")
+    ap.add_argument("--cases", default="c64,c256,c1000,64k,p16,tls64,tlsnew,tls64k,rate,scale")
     ap.add_argument("--ringfetch", default=os.path.join(ROOT, "build", "ringfetch"))
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -204,19 +335,36 @@ def main():
         return 0
     if os.cpu_count() < 2:
         raise SystemExit("needs two CPUs: the server on 0, the client on 1")
-    with harness.Nginx(n_ports=1, workers=1, cpus=[SERVER_CPU],
-                       keepalive_requests="unlimited", worker_connections=65536) as ng:
+    names = a.cases.split(",")
+    unknown = [n for n in names if n not in CASES and n not in ("rate", "scale")]
+    if unknown:
+        raise SystemExit(f"unknown cases {unknown}; known: {', '.join(CASES)}, rate, scale")
+    with contextlib.ExitStack() as stack:
+        ng = stack.enter_context(harness.Nginx(n_ports=1, workers=1, cpus=[SERVER_CPU],
+                                               keepalive_requests="unlimited",
+                                               worker_connections=65536))
         base = f"http://127.0.0.1:{ng.ports[0]}"
+        pki = tls_ng = None
+        if any(CASES.get(n, {}).get("tls") for n in names):
+            pki = harness.TestPKI(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="rf-bench-pki-")))
+            tls_ng = stack.enter_context(tls_nginx(pki))
         print(f"nginx 1 worker on CPU {SERVER_CPU}; clients on CPU {CLIENT_CPU}, 1 thread; "
-              f"{a.seconds} s x {a.rounds} rounds", flush=True)
-        for name in a.cases.split(","):
+              f"{a.seconds} s x {a.rounds} rounds; {versions(a.ringfetch)}", flush=True)
+        for name in names:
             if name == "rate":
                 run_rate(base, a.ringfetch, 20000, 10)
             elif name == "scale":
                 subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__),
                                 "--in-netns", "--ringfetch", a.ringfetch], check=True)
+            elif CASES[name].get("tls"):
+                run_case(name, CASES[name], f"https://127.0.0.1:{tls_ng.ports[0]}", a.seconds,
+                         a.rounds, a.ringfetch, pki.ca_cert, tls_ng.pid)
+                if CASES[name].get("resumption"):
+                    run_resumption(pki, a.ringfetch)
             else:
-                run_case(name, CASES[name], base, a.seconds, a.rounds, a.ringfetch)
+                run_case(name, CASES[name], base, a.seconds, a.rounds, a.ringfetch,
+                         server=ng.pid)
     return 0
 
 
