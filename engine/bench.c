@@ -470,13 +470,11 @@ static void on_send(struct bworker *w, struct bconn *c, int res)
     }
     if (c->tls) {
         uint32_t len;
-        const char *rest;
+        const char *rest = tls_flight_sent(c->tls, (uint32_t)res, &len);
 
-        if (!tls_flight_sent(c->tls, (uint32_t)res)) { /* a short send */
-            rest = tls_flight_rest(c->tls, &len);
-            ring_send(&w->ring, file_index(c), rest, len, ud_pack(OP_SEND, c->gen, c->idx), 0);
-            return;
-        }
+        if (rest) /* a short send */
+            return ring_send(&w->ring, file_index(c), rest, len,
+                             ud_pack(OP_SEND, c->gen, c->idx), 0);
         tls_flush(w, c);
         if (!c->sending)
             after_progress(w, c);

@@ -419,13 +419,11 @@ static void on_send(struct worker *e, struct conn *c, int res)
     }
     if (is_https(c)) {
         uint32_t len;
-        const char *rest;
+        const char *rest = tls_flight_sent(c->tls, (uint32_t)res, &len);
 
-        if (!tls_flight_sent(c->tls, (uint32_t)res)) { /* a short send */
-            rest = tls_flight_rest(c->tls, &len);
-            ring_send(&e->ring, file_index(c), rest, len, ud_pack(OP_SEND, c->gen, c->idx), 0);
-            return;
-        }
+        if (rest) /* a short send */
+            return ring_send(&e->ring, file_index(c), rest, len,
+                             ud_pack(OP_SEND, c->gen, c->idx), 0);
         if (c->state == C_ACTIVE && c->tls->state == TLS_OPEN && tls_write_request(e, c))
             return conn_fail(e, c, RF_ERR_TLS, "cannot encrypt the request (out of memory)");
         return tls_flush(e, c);

@@ -298,14 +298,16 @@ const char *tls_take_flight(struct tls_conn *t, uint32_t *len)
     return t->flight.p;
 }
 
-int tls_flight_sent(struct tls_conn *t, uint32_t n)
+const char *tls_flight_sent(struct tls_conn *t, uint32_t n, uint32_t *len)
 {
     t->flight_off += n;
-    if (t->flight_off < t->flight.len)
-        return 0;
+    if (t->flight_off < t->flight.len) {
+        *len = t->flight.len - t->flight_off;
+        return t->flight.p + t->flight_off;
+    }
     t->flight.len = t->flight_off = 0;
     t->in_flight = 0;
-    return 1;
+    return NULL;
 }
 
 /* ---- sessions by origin ---- */

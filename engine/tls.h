@@ -113,16 +113,11 @@ void tls_session_free(tls_session *s);
 
 /*
  * The next bytes to send: when nothing is in flight and `out` has bytes, they become the
- * flight and are returned (*len set); else NULL. After a send completes with n bytes,
- * tls_flight_sent() returns 1 when the flight is done, 0 when bytes of it remain
- * (tls_flight_rest() gives them).
+ * flight and are returned (*len set); else NULL. After a send of the flight completes
+ * with n bytes, tls_flight_sent() returns the rest to send again (*len set) after a
+ * short send, or NULL when the flight is done.
  */
 const char *tls_take_flight(struct tls_conn *t, uint32_t *len);
-int tls_flight_sent(struct tls_conn *t, uint32_t n);
-static inline const char *tls_flight_rest(const struct tls_conn *t, uint32_t *len)
-{
-    *len = t->flight.len - t->flight_off;
-    return t->flight.p + t->flight_off;
-}
+const char *tls_flight_sent(struct tls_conn *t, uint32_t n, uint32_t *len);
 
 #endif
