@@ -269,7 +269,7 @@ int cmd_bench(int argc, char **argv)
         {"dns-server", required_argument, 0, 'N'},
         {"source-addrs", required_argument, 0, 'A'},
         {"targets", required_argument, 0, 'F'},
-        {"cacert", required_argument, 0, 'a'},
+        {"cacert", required_argument, 0, OPT_CACERT},
         {"insecure", no_argument, 0, 'k'},
         {"no-tls-resume", no_argument, 0, 'Z'},
         {"help", no_argument, 0, 'h'},
@@ -373,13 +373,10 @@ int cmd_bench(int argc, char **argv)
             cfg.n_source = (size_t)n;
             break;
         }
-        case 'a':
-            if (access(optarg, R_OK))
-                return usage_error("cannot read the CA file", optarg);
-            cfg.ca_file = optarg;
-            break;
+        case OPT_CACERT:
         case 'k':
-            cfg.insecure = 1;
+            if (tls_option(opt, optarg, &cfg.ca_file, &cfg.insecure))
+                return usage_error("cannot read the CA file", optarg);
             break;
         case 'Z':
             cfg.no_tls_resume = 1;

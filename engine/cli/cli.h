@@ -30,4 +30,9 @@ int valid_header(const char *h);
 /* A method is an HTTP token. */
 int valid_method(const char *m);
 
+/* The https options fetch and bench share: --cacert FILE (OPT_CACERT) and -k. */
+#define OPT_CACERT 0x100
+/* Take one of them into *ca_file / *insecure. -1 when the CA file cannot be read. */
+int tls_option(int opt, const char *arg, const char **ca_file, int *insecure);
+
 #endif

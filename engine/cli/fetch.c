@@ -281,7 +281,7 @@ int cmd_fetch(int argc, char **argv)
         {"window", required_argument, 0, 'W'},
         {"no-keepalive", no_argument, 0, 'K'},
         {"keep-body", required_argument, 0, 'B'},
-        {"cacert", required_argument, 0, 'A'},
+        {"cacert", required_argument, 0, OPT_CACERT},
         {"insecure", no_argument, 0, 'k'},
         {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},
@@ -373,13 +373,10 @@ int cmd_fetch(int argc, char **argv)
                 return usage_error("bad size", optarg);
             cfg.keep_body = (size_t)v;
             break;
-        case 'A':
-            if (access(optarg, R_OK))
-                return usage_error("cannot read the CA file", optarg);
-            cfg.ca_file = optarg;
-            break;
+        case OPT_CACERT:
         case 'k':
-            cfg.insecure = 1;
+            if (tls_option(opt, optarg, &cfg.ca_file, &cfg.insecure))
+                return usage_error("cannot read the CA file", optarg);
             break;
         case 'q':
             f.quiet = 1;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "http1.h"
@@ -151,3 +152,16 @@ int load_data(const char *arg, char **data, size_t *len)
 int valid_header(const char *h) { return http1_valid_request("GET", &h, 1); }
 
 int valid_method(const char *m) { return http1_valid_request(m, NULL, 0); }
+
+int tls_option(int opt, const char *arg, const char **ca_file, int *insecure)
+{
+    if (opt == 'k') {
+        *insecure = 1;
+        return 0;
+    }
+    /* Checked now, not at the first https URL: a typo is a usage error, not 10,000 rows. */
+    if (access(arg, R_OK))
+        return -1;
+    *ca_file = arg;
+    return 0;
+}
