@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import importlib.util
 import io
+import json
 import os
 import shutil
 import signal
@@ -167,6 +168,18 @@ class Context:
         if not args or args[0] not in ("fetch", "bench", "merge"):
             args = ["fetch"] + args
         return harness.run_ringfetch(self.ringfetch, args, input_text, timeout)
+
+    def bench(self, args, timeout=60):
+        """Runs `ringfetch bench ARGS`; returns (returncode, stdout, stderr)."""
+        r = subprocess.run([self.ringfetch, "bench"] + list(args), capture_output=True,
+                           text=True, timeout=timeout)
+        return r.returncode, r.stdout, r.stderr
+
+    def bench_json(self, args, timeout=60):
+        """`ringfetch bench ARGS --json`, which must succeed; the report."""
+        rc, out, err = self.bench(list(args) + ["--json"], timeout)
+        assert rc == 0, (rc, out, err)
+        return json.loads(out)
 
     def skip(self, why):
         raise Skip(why)

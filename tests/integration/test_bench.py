@@ -8,20 +8,9 @@ import time
 import harness
 
 
-def bench(ctx, args, timeout=60):
-    r = subprocess.run([ctx.ringfetch, "bench"] + args, capture_output=True, text=True,
-                       timeout=timeout)
-    return r.returncode, r.stdout, r.stderr
-
-
-def bench_json(ctx, args, timeout=60):
-    rc, out, err = bench(ctx, args + ["--json"], timeout)
-    assert rc == 0, (rc, out, err)
-    return json.loads(out)
-
 
 def test_exact_request_count(ctx):
-    j = bench_json(ctx, ["-c", "8", "-n", "2000", ctx.nginx.url("/")])
+    j = ctx.bench_json(["-c", "8", "-n", "2000", ctx.nginx.url("/")])
     assert j["requests"] == 2000, j
     assert j["status"] == {"200": 2000}, j
     assert sum(j["errors"].values()) == 0, j
@@ -33,7 +22,7 @@ def test_exact_request_count(ctx):
 
 def test_duration_and_schema(ctx):
     t0 = time.monotonic()
-    j = bench_json(ctx, ["-c", "16", "-t", "2", "-d", "1s", ctx.nginx.url("/")])
+    j = ctx.bench_json(["-c", "16", "-t", "2", "-d", "1s", ctx.nginx.url("/")])
     assert time.monotonic() - t0 < 5
     assert 0.9 < j["duration_s"] < 2.0, j
     for key in ("requests", "duration_s", "rps", "bytes", "errors", "status", "latency_us",
@@ -45,7 +34,7 @@ def test_duration_and_schema(ctx):
 
 
 def test_text_report_like_wrk(ctx):
-    rc, out, err = bench(ctx, ["-c", "4", "-n", "500", "--latency", ctx.nginx.url("/")])
+    rc, out, err = ctx.bench(["-c", "4", "-n", "500", "--latency", ctx.nginx.url("/")])
     assert rc == 0, err
     for text in ("Running 500 requests @", "4 connections", "Latency", "99.9%",
                  "500 requests in", "Requests/sec:", "Transfer/sec:", "Status: 200 x 500",
@@ -54,7 +43,7 @@ def test_text_report_like_wrk(ctx):
 
 
 def test_pipelining(ctx):
-    j = bench_json(ctx, ["-c", "4", "-p", "8", "-n", "4000", ctx.nginx.url("/")])
+    j = ctx.bench_json(["-c", "4", "-p", "8", "-n", "4000", ctx.nginx.url("/")])
     assert j["requests"] == 4000 and j["status"] == {"200": 4000}, j
     assert sum(j["errors"].values()) == 0, j
     # The test nginx ends a connection after 1000 requests; what was pipelined behind
@@ -63,25 +52,25 @@ def test_pipelining(ctx):
 
 
 def test_new_connection_per_request(ctx):
-    j = bench_json(ctx, ["-c", "4", "--no-keepalive", "-n", "300", ctx.nginx.url("/")])
+    j = ctx.bench_json(["-c", "4", "--no-keepalive", "-n", "300", ctx.nginx.url("/")])
     assert j["requests"] == 300, j
     assert j["connects"] >= 300 and j["established"] >= 300, j
     assert sum(j["errors"].values()) == 0, j
 
 
 def test_reqs_per_conn(ctx):
-    j = bench_json(ctx, ["-c", "2", "--reqs-per-conn", "10", "-n", "200", ctx.nginx.url("/")])
+    j = ctx.bench_json(["-c", "2", "--reqs-per-conn", "10", "-n", "200", ctx.nginx.url("/")])
     assert j["requests"] == 200, j
     assert 20 <= j["connects"] <= 22, j
 
 
 def test_non_2xx_counted(ctx):
-    j = bench_json(ctx, ["-c", "2", "-n", "100", ctx.nginx.url("/status/404")])
+    j = ctx.bench_json(["-c", "2", "-n", "100", ctx.nginx.url("/status/404")])
     assert j["status"] == {"404": 100} and j["errors"]["non_2xx_3xx"] == 100, j
 
 
 def test_timeouts_counted_not_dropped(ctx):
-    j = bench_json(ctx, ["-c", "4", "-d", "2s", "--timeout", "500ms", ctx.bad.url("hang")])
+    j = ctx.bench_json(["-c", "4", "-d", "2s", "--timeout", "500ms", ctx.bad.url("hang")])
     assert j["requests"] == 0, j
     assert j["errors"]["timeout"] >= 4, j
     assert j["latency_us"]["max"] >= 500000, j  # the timed-out requests are in the latencies
@@ -89,7 +78,7 @@ def test_timeouts_counted_not_dropped(ctx):
 
 def test_refused_is_never_silent(ctx):
     port = ctx.refused_port()
-    rc, out, err = bench(ctx, ["-c", "4", "-d", "1s", f"http://127.0.0.1:{port}/"])
+    rc, out, err = ctx.bench(["-c", "4", "-d", "1s", f"http://127.0.0.1:{port}/"])
     assert rc == 0, err
     assert "0 established" in out, out
     connect_errors = int(out.split("Errors: connect ")[1].split(",")[0])
@@ -100,7 +89,7 @@ def test_request_count_against_a_dead_server_ends(ctx):
     """-n alone cannot be reached when nothing connects: the run ends after the timeouts."""
     port = ctx.refused_port()
     t0 = time.monotonic()
-    j = bench_json(ctx, ["-c", "2", "-n", "50", "--timeout", "1s", "--connect-timeout", "1s",
+    j = ctx.bench_json(["-c", "2", "-n", "50", "--timeout", "1s", "--connect-timeout", "1s",
                          f"http://127.0.0.1:{port}/"], timeout=20)
     assert time.monotonic() - t0 < 5
     assert j["requests"] == 0 and j["established"] == 0 and j["errors"]["connect"] > 0, j
@@ -108,20 +97,20 @@ def test_request_count_against_a_dead_server_ends(ctx):
 
 def test_hostile_servers_give_read_errors(ctx):
     for mode in ("reset", "garbage", "badchunk", "close"):
-        j = bench_json(ctx, ["-c", "2", "-d", "1s", "--timeout", "1s", ctx.bad.url(mode)])
+        j = ctx.bench_json(["-c", "2", "-d", "1s", "--timeout", "1s", ctx.bad.url(mode)])
         assert j["errors"]["read"] > 0, (mode, j)
         assert j["status"].get("200", 0) == 0 or mode != "garbage", (mode, j)
 
 
 def test_rate_is_held(ctx):
-    j = bench_json(ctx, ["-c", "8", "-d", "2s", "-R", "2000", ctx.nginx.url("/")])
+    j = ctx.bench_json(["-c", "8", "-d", "2s", "-R", "2000", ctx.nginx.url("/")])
     assert abs(j["rate"]["achieved"] - 2000) / 2000 < 0.05, j
     assert j["requests"] >= 3800, j
 
 
 def test_hdr_log(ctx):
     path = os.path.join(ctx.tmpdir, "lat.hgrm")
-    rc, out, err = bench(ctx, ["-c", "4", "-n", "2000", "--hdr-log", path, ctx.nginx.url("/")])
+    rc, out, err = ctx.bench(["-c", "4", "-n", "2000", "--hdr-log", path, ctx.nginx.url("/")])
     assert rc == 0, err
     rows = []
     with open(path) as f:
@@ -149,26 +138,26 @@ def test_sigint_still_reports(ctx):
 
 
 def test_usage_errors(ctx):
-    rc, out, err = bench(ctx, [])
+    rc, out, err = ctx.bench([])
     assert rc == 2 and "give exactly one URL" in err, err
-    rc, out, err = bench(ctx, ["-c", "0", ctx.nginx.url("/")])
+    rc, out, err = ctx.bench(["-c", "0", ctx.nginx.url("/")])
     assert rc == 2 and "bad number" in err, err
-    rc, out, err = bench(ctx, ["-d", "1s", "not a url"])
+    rc, out, err = ctx.bench(["-d", "1s", "not a url"])
     assert rc == 1 and "invalid_url" in err, err
     with harness.DnsServer({}) as dns:  # NXDOMAIN for everything, on loopback
-        rc, out, err = bench(ctx, ["-d", "1s", "--dns-server", dns.server,
+        rc, out, err = ctx.bench(["-d", "1s", "--dns-server", dns.server,
                                    "http://name.invalid/"])
     assert rc == 1 and "dns" in err, err
-    rc, out, err = bench(ctx, ["-p", "4", "--no-keepalive", ctx.nginx.url("/")])
+    rc, out, err = ctx.bench(["-p", "4", "--no-keepalive", ctx.nginx.url("/")])
     assert rc == 2, err
 
 
 def test_source_addrs(ctx):
-    j = bench_json(ctx, ["-c", "6", "-n", "600", "--source-addrs", "127.0.0.2-127.0.0.4",
+    j = ctx.bench_json(["-c", "6", "-n", "600", "--source-addrs", "127.0.0.2-127.0.0.4",
                          ctx.nginx.url("/")])
     assert j["requests"] == 600 and j["established"] == 6, j
     assert sum(j["errors"].values()) == 0, j
-    rc, out, err = bench(ctx, ["-n", "10", "--source-addrs", "127.0.0.9-127.0.0.2",
+    rc, out, err = ctx.bench(["-n", "10", "--source-addrs", "127.0.0.9-127.0.0.2",
                                ctx.nginx.url("/")])
     assert rc == 2 and "bad --source-addrs" in err, err
 
@@ -186,7 +175,7 @@ def test_targets_round_robin(ctx):
                 f"POST {ctx.nginx.url('/status/404')} @{body} | X-Test: 1 | Accept: text/plain\n"
                 f"GET {ctx.nginx.url('/redirect')}\n")
     for pipeline in ("1", "4"):
-        j = bench_json(ctx, ["-c", "4", "-p", pipeline, "-n", "400", "--targets", path])
+        j = ctx.bench_json(["-c", "4", "-p", pipeline, "-n", "400", "--targets", path])
         assert j["targets"] == 4 and j["requests"] == 400, j
         # Each connection cycles through the four; which connection takes the last of the
         # 400 varies, so a target's share may be off by a few. HEAD of a 64 KiB file has
@@ -211,5 +200,5 @@ def test_targets_file_errors(ctx):
                           "same scheme, host and port")]:
         with open(path, "w") as f:
             f.write(text)
-        rc, out, err = bench(ctx, ["-n", "4", "--targets", path])
+        rc, out, err = ctx.bench(["-n", "4", "--targets", path])
         assert rc in (1, 2) and needle in err, (text, rc, err)

@@ -7,20 +7,14 @@ import resource
 import socket
 import time
 
+import harness
+
 
 def raw(port, request, timeout=5.0, limit=1 << 22):
     """Sends request, reads until close (or limit bytes); returns the bytes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
-        buf = bytearray()
-        for _ in range(100000):
-            data = s.recv(65536)
-            if not data:
-                break
-            buf += data
-            if len(buf) >= limit:
-                break
-        return bytes(buf)
+        return harness.recv_until_close(s, limit)
 
 
 def get(port, path, method="GET", body=None, headers=None, timeout=5.0):

@@ -1,12 +1,10 @@
 """HTTPS: ringfetch fetch and bench against nginx serving certificates of a test PKI made at
 run time (ctx.pki), and against badserver's broken handshakes. The first two tests check
 those servers with Python's ssl module, so a fixture fault is not taken for an engine one."""
-import json
 import os
 import re
 import socket
 import ssl
-import subprocess
 import time
 
 import harness
@@ -83,13 +81,7 @@ def py_get(port, path, cafile=None, host="127.0.0.1", session=None, context=None
             name = f"[{host}]" if ":" in host else host
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
                       .encode())
-            data = bytearray()
-            for _ in range(100000):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            head, _, body = bytes(data).partition(b"\r\n\r\n")
+            head, _, body = harness.recv_until_close(s).partition(b"\r\n\r\n")
             return s.version(), s.session_reused, head.split(b"\r\n")[0], body, s.session
 
 
@@ -396,21 +388,10 @@ def test_bodies_over_tls(ctx):
 # ------------------------------------------------------------------------ bench
 
 
-def bench(ctx, args, timeout=60):
-    r = subprocess.run([ctx.ringfetch, "bench"] + args, capture_output=True, text=True,
-                       timeout=timeout)
-    return r.returncode, r.stdout, r.stderr
-
-
-def bench_json(ctx, args, timeout=60):
-    rc, out, err = bench(ctx, args + ["--json"], timeout)
-    assert rc == 0, (rc, out, err)
-    return json.loads(out)
-
 
 def test_bench_keepalive(ctx):
     url = https_nginx(ctx).url("/")
-    j = bench_json(ctx, ["-d", "2s", "-c", "8", "--cacert", ctx.pki.ca_cert, url])
+    j = ctx.bench_json(["-d", "2s", "-c", "8", "--cacert", ctx.pki.ca_cert, url])
     assert j["requests"] > 0 and set(j["status"]) == {"200"}, j
     assert sum(j["errors"].values()) == 0, j
     assert isinstance(j["tls_full"], int) and isinstance(j["tls_resumed"], int), j
@@ -421,14 +402,14 @@ def test_bench_keepalive(ctx):
 def test_bench_request_count_and_text_report(ctx):
     url = https_nginx(ctx).url("/")
     for pipeline in ("1", "4"):
-        j = bench_json(ctx, ["-c", "4", "-p", pipeline, "-n", "2000", "--cacert",
+        j = ctx.bench_json(["-c", "4", "-p", pipeline, "-n", "2000", "--cacert",
                              ctx.pki.ca_cert, url])
         assert j["requests"] == 2000 and j["status"] == {"200": 2000}, (pipeline, j)
         assert sum(j["errors"].values()) == 0, (pipeline, j)
         # Every connection made finished its handshake: full or resumed.
         assert j["tls_full"] >= 1, j
         assert j["tls_full"] + j["tls_resumed"] == j["established"], (pipeline, j)
-    rc, out, err = bench(ctx, ["-c", "2", "-n", "500", "--cacert", ctx.pki.ca_cert, url])
+    rc, out, err = ctx.bench(["-c", "2", "-n", "500", "--cacert", ctx.pki.ca_cert, url])
     assert rc == 0, err
     assert "500 requests in" in out and "Status: 200 x 500" in out, out
     m = re.search(r"^  TLS handshakes: (\d+) full, (\d+) resumed$", out, re.M)
@@ -438,7 +419,7 @@ def test_bench_request_count_and_text_report(ctx):
 
 def test_bench_resumes_sessions(ctx):
     url = https_nginx(ctx).url("/")
-    j = bench_json(ctx, ["-c", "4", "-d", "1s", "--no-keepalive", "--cacert", ctx.pki.ca_cert,
+    j = ctx.bench_json(["-c", "4", "-d", "1s", "--no-keepalive", "--cacert", ctx.pki.ca_cert,
                          url])
     assert j["requests"] > 0 and sum(j["errors"].values()) == 0, j
     assert j["tls_resumed"] > j["tls_full"] >= 1, j
@@ -447,7 +428,7 @@ def test_bench_resumes_sessions(ctx):
 
 def test_bench_no_tls_resume(ctx):
     url = https_nginx(ctx).url("/")
-    j = bench_json(ctx, ["-c", "4", "-d", "1s", "--no-keepalive", "--no-tls-resume",
+    j = ctx.bench_json(["-c", "4", "-d", "1s", "--no-keepalive", "--no-tls-resume",
                          "--cacert", ctx.pki.ca_cert, url])
     assert j["requests"] > 0 and sum(j["errors"].values()) == 0, j
     assert j["tls_resumed"] == 0, j
@@ -457,7 +438,7 @@ def test_bench_no_tls_resume(ctx):
 def test_bench_untrusted_server_ends(ctx):
     url = https_nginx(ctx, "self").url("/")
     t0 = time.monotonic()
-    j = bench_json(ctx, ["-c", "2", "-d", "1s", url], timeout=20)
+    j = ctx.bench_json(["-c", "2", "-d", "1s", url], timeout=20)
     assert time.monotonic() - t0 < 10
     assert j["requests"] == 0 and j["status"] == {}, j
     assert sum(j["errors"].values()) > 0, j

@@ -48,6 +48,20 @@ def free_ports(n, host="127.0.0.1"):
             s.close()
 
 
+def recv_until_close(sock, limit=1 << 30):
+    """What a socket (plain or TLS) receives until the peer closes, or the first limit
+    bytes of it."""
+    buf = bytearray()
+    for _ in range(100000):
+        data = sock.recv(65536)
+        if not data:
+            break
+        buf += data
+        if len(buf) >= limit:
+            break
+    return bytes(buf)
+
+
 def wait_port(host, port, timeout=10.0):
     """Returns once host:port accepts a connection; raises TimeoutError after timeout s."""
     deadline = time.monotonic() + timeout
