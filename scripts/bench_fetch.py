@@ -111,6 +111,11 @@ def median(ms, attr):
     return statistics.median(getattr(m, attr) for m in ms)
 
 
+def show_round(r, name, m, note=""):
+    print(f"  round {r + 1} {name:<10} {m.wall:6.2f} s wall {m.cpu:6.2f} s cpu "
+          f"{m.rss_mb:6.1f} MB{'   ' + note if note else ''}", flush=True)
+
+
 def show(name, ms):
     print(f"  {name:<10} wall {median(ms, 'wall'):7.2f} s   cpu {median(ms, 'cpu'):7.2f} s   "
           f"rss {median(ms, 'rss_mb'):7.1f} MB   (medians of {len(ms)}: wall "
@@ -146,8 +151,7 @@ def part1(a, tmp, ports, refused):
             elif count_lines(out) != n:
                 raise SystemExit(f"{name}: {count_lines(out)} results for {n} URLs\n{err}")
             res[name].append(m)
-            print(f"  round {r + 1} {name:<10} {m.wall:6.2f} s wall {m.cpu:6.2f} s cpu "
-                  f"{m.rss_mb:6.1f} MB", flush=True)
+            show_round(r, name, m)
     print("part 1 medians:")
     for name, ms in res.items():
         show(name, ms)
@@ -249,8 +253,7 @@ def part4(a, tmp):
                     note = (f"{len(results)} results, all 200, "
                             f"{sum(int(row[1]) for row in results)} connections")
                 res[name].append(m)
-                print(f"  round {r + 1} {name:<10} {m.wall:6.2f} s wall {m.cpu:6.2f} s cpu "
-                      f"{m.rss_mb:6.1f} MB   {note}", flush=True)
+                show_round(r, name, m, note)
     print("part 4 medians:")
     for name, ms in res.items():
         show(name, ms)
