@@ -221,6 +221,25 @@ def test_ipv6_address_in_certificate(ctx):
     rejected(rows[1], "tls_verify")
 
 
+def test_ca_file_errors(ctx):
+    """A --cacert that cannot be read is a usage error before any request; one that reads
+    but holds no certificate fails every https URL with the loader's reason, not http."""
+    url = https_nginx(ctx).url("/")
+    for cmd in (["fetch"], ["bench", "-n", "1"]):
+        rc, _, err = ctx.fetch(cmd + ["--cacert", "/nonexistent/ca.pem", url])
+        assert rc == 2 and "cannot read the CA file" in err, (rc, err)
+    not_pem = os.path.join(ctx.tmpdir, "not-a-certificate.pem")
+    with open(not_pem, "w") as f:
+        f.write("this is not PEM\n")
+    rc, rows, err = ctx.fetch(["--cacert", not_pem, url, url, ctx.nginx.url("/")])
+    assert rc == 0, err
+    for row in rows[:2]:
+        assert row["error"] == "tls" and not_pem in row["error_detail"], row
+    assert rows[2]["status"] == 200, rows[2]
+    rc, out, err = ctx.bench(["-n", "1", "--cacert", not_pem, url])
+    assert rc == 1 and "tls" in err and not_pem in err, (rc, out, err)
+
+
 def test_insecure_skips_verification(ctx):
     urls = [https_nginx(ctx, "self").url("/"), https_nginx(ctx, "wrong").url("/"),
             https_nginx(ctx).url("/static/64k.bin")]
