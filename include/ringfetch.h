@@ -23,10 +23,10 @@ extern "C" {
 #endif
 
 #define RINGFETCH_VERSION_MAJOR 0
-#define RINGFETCH_VERSION_MINOR 1
+#define RINGFETCH_VERSION_MINOR 2
 #define RINGFETCH_VERSION_PATCH 0
-#define RINGFETCH_VERSION_STR "0.1.0"
-#define RINGFETCH_VERSION_NUM 0x000100
+#define RINGFETCH_VERSION_STR "0.2.0"
+#define RINGFETCH_VERSION_NUM 0x000200
 #define RINGFETCH_AT_LEAST_VERSION(x, y, z) \
     (RINGFETCH_VERSION_NUM >= (((x) << 16) | ((y) << 8) | (z)))
 
@@ -67,7 +67,7 @@ typedef enum rf_error {
 /* The stable short name of an error code ("ok", "invalid_url", "dns", ...). */
 RF_API const char *rf_strerror(rf_error err);
 
-/* The runtime library's version string, e.g. "0.1.0". */
+/* The runtime library's version string, e.g. "0.2.0". */
 RF_API const char *rf_version(void);
 
 typedef struct rf_engine rf_engine;
