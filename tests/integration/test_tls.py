@@ -162,15 +162,18 @@ def test_trusted_chain(ctx):
     assert sorted(e["protocol"] for e in log) == sorted(r["tls_version"] for r in rows), log
 
 
-def test_sni_sent_for_names_only(ctx):
-    """The host name goes out as SNI; an address does not (RFC 6066 3: no literal IPs)."""
+def test_sni_for_names_only_and_alpn(ctx):
+    """The host name goes out as SNI; an address does not (RFC 6066 3: no literal IPs).
+    ALPN offers http/1.1, and nginx picks it."""
     ng = https_nginx(ctx)
     urls = [ng.url("/?sni=ip"), ng.url("/?sni=name", host="localhost")]
     rc, rows, err = ctx.fetch(["--cacert", ctx.pki.ca_cert, "--resolve", "localhost:*:127.0.0.1"]
                               + urls)
     assert [r["status"] for r in rows] == [200, 200], rows
-    log = {e["uri"]: e["sni"] for e in ng.log_entries(contains="sni=", count=2)}
+    entries = ng.log_entries(contains="sni=", count=2)
+    log = {e["uri"]: e["sni"] for e in entries}
     assert log == {"/?sni=ip": "-", "/?sni=name": "localhost"}, log
+    assert [e["alpn"] for e in entries] == ["http/1.1", "http/1.1"], entries
 
 
 def test_untrusted_certificates(ctx):

@@ -214,8 +214,8 @@ def parse_cpus(text):
 
 TLS_DEFAULTS = {"cert": None, "key": None, "protocols": "TLSv1.2 TLSv1.3",
                 "session_tickets": True, "session_cache": True}
-ACCESS_FIELDS = ("connection", "requests", "protocol", "reused", "sni", "status", "bytes",
-                 "method", "uri")
+ACCESS_FIELDS = ("connection", "requests", "protocol", "reused", "sni", "alpn", "status",
+                 "bytes", "method", "uri")
 
 
 def tls_settings(tls):
@@ -253,7 +253,7 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
     access_log=True writes prefix/access.log (a path: there), one line per request with the
     fields of ACCESS_FIELDS separated by spaces, "-" when empty: $connection,
     $connection_requests, $ssl_protocol, $ssl_session_reused ("r" resumed, "." full),
-    $ssl_server_name (the SNI), $status, $body_bytes_sent, $request_method, $request_uri.
+    $ssl_server_name (the SNI), $ssl_alpn_protocol, $status, $body_bytes_sent, $request_method, $request_uri.
     """
     tls = tls_settings(tls) if tls else None
     html = os.path.join(prefix, "html")
@@ -284,7 +284,7 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
     if access_log:
         path = os.path.join(prefix, "access.log") if access_log is True else access_log
         log = ["    log_format rf '$connection $connection_requests $ssl_protocol "
-               "$ssl_session_reused $ssl_server_name $status $body_bytes_sent "
+               "$ssl_session_reused $ssl_server_name $ssl_alpn_protocol $status $body_bytes_sent "
                "$request_method $request_uri';",
                f"    access_log {path} rf;"]
     else:
