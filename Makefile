@@ -162,7 +162,7 @@ fuzz-bins: $(FUZZ_BIN)
 
 # Only inside the fuzz build (SANITIZE holds fuzzer-no-link): -fsanitize=fuzzer adds main().
 FUZZ_CLI_OBJ := $(B)/obj/engine/cli/lines.o $(B)/obj/engine/cli/targets.o $(B)/obj/engine/cli/values.o
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_A) $(FUZZ_CLI_OBJ) tests/unit/drive.h
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB_A) $(FUZZ_CLI_OBJ) tests/unit/drive.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Iengine/cli $(ALL_CFLAGS) $(WARN) -fsanitize=fuzzer \

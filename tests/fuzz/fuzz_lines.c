@@ -13,20 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "lines.h"
 #include "ringfetch.h"
 #include "url.h"
 
-#define ENSURE(cond)                                                                          \
-    do {                                                                                      \
-        if (!(cond))                                                                          \
-            __builtin_trap();                                                                 \
-    } while (0)
-
 /* An over-long line is marked by its length alone: the engine must refuse that length. */
 _Static_assert(LINE_MAX_BYTES == RF_URL_MAX, "lines.h and url.h disagree on the cap");
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int space(uint8_t c)
 {

@@ -18,17 +18,10 @@
 #include <string.h>
 
 #include "drive.h"
-
-#define ENSURE(cond)                                                                          \
-    do {                                                                                      \
-        if (!(cond))                                                                          \
-            __builtin_trap();                                                                 \
-    } while (0)
+#include "fuzz.h"
 
 #define URL "http://origin.test:8080/p"
 #define MAX_JOBS 2
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static rf_engine *eng;
 static struct worker *wk;

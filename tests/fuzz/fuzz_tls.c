@@ -11,15 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "tls.h"
-
-#define ENSURE(cond)                                                                          \
-    do {                                                                                      \
-        if (!(cond))                                                                          \
-            __builtin_trap();                                                                 \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct tls_ctx *ctx;
 

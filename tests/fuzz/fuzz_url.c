@@ -8,16 +8,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "ringfetch.h"
 #include "url.h"
-
-#define ENSURE(cond)                                                                          \
-    do {                                                                                      \
-        if (!(cond))                                                                          \
-            __builtin_trap();                                                                 \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int visible(uint8_t c)
 {
