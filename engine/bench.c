@@ -409,6 +409,8 @@ static int tls_recv(struct bworker *w, struct bconn *c, const char *p, uint32_t 
         w->sess = tls_get_session(t);
         c->want_session = 0;
     }
+    if (r == TLS_CLOSED && c->server_closes)
+        return 0; /* it said Connection: close; after_progress() resends what was behind */
     if (r != TLS_AGAIN) {
         /* close_notify or a broken record: an error only when an answer was owed. */
         if (c->outstanding)

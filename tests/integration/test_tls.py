@@ -439,6 +439,20 @@ def test_bench_request_count_and_text_report(ctx):
     assert int(m.group(1)) >= 1 and int(m.group(1)) + int(m.group(2)) >= 2, out
 
 
+def test_bench_server_closing_pipelined_connections(ctx):
+    """nginx closes after 50 requests (Connection: close, then close_notify, often in one
+    recv with the last response): not an error; what was pipelined behind goes out again."""
+    pki = ctx.pki
+    ng = ctx.server("nginx-https-ka50", lambda: harness.Nginx(
+        n_ports=1, keepalive_requests=50,
+        tls=dict(cert=pki.server_cert, key=pki.server_key)).start())
+    j = ctx.bench_json(["-c", "4", "-p", "8", "-n", "3000", "--cacert", pki.ca_cert,
+                        ng.url("/")])
+    assert j["requests"] == 3000 and j["status"] == {"200": 3000}, j
+    assert sum(j["errors"].values()) == 0, j
+    assert j["connects"] >= 3000 // 50 and j["tls_resumed"] >= j["connects"] - 8, j
+
+
 def test_bench_resumes_sessions(ctx):
     url = https_nginx(ctx).url("/")
     j = ctx.bench_json(["-c", "4", "-d", "1s", "--no-keepalive", "--cacert", ctx.pki.ca_cert,
