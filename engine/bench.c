@@ -343,6 +343,15 @@ static void after_progress(struct bworker *w, struct bconn *c)
         issue(w, c, n, w->now);
 }
 
+/* Connected (and for https, the handshake done): held open and ready for requests. */
+static void opened(struct bworker *w, struct bconn *c)
+{
+    c->state = B_OPEN;
+    if (++w->open > w->peak_open)
+        w->peak_open = w->open;
+    make_ready(w, c);
+}
+
 /* The connection ends with a failed handshake: a connect error, with its reason kept. */
 static void handshake_failed(struct bworker *w, struct bconn *c, int r)
 {
@@ -365,11 +374,8 @@ static void handshake_done(struct bworker *w, struct bconn *c)
         w->t.tls_full++;
         c->want_session = !w->b->cfg->no_tls_resume;
     }
-    c->state = B_OPEN;
     w->last_progress = w->now;
-    if (++w->open > w->peak_open)
-        w->peak_open = w->open;
-    make_ready(w, c);
+    opened(w, c);
 }
 
 /*
@@ -522,10 +528,7 @@ static void handle_cqe(struct bworker *w, const struct io_uring_cqe *cqe)
             c->state = B_HANDSHAKE;
             break;
         }
-        c->state = B_OPEN;
-        if (++w->open > w->peak_open)
-            w->peak_open = w->open;
-        make_ready(w, c);
+        opened(w, c);
         break;
     case OP_SEND:
         on_send(w, c, cqe->res);
