@@ -62,7 +62,7 @@ else
 Q := @
 endif
 
-ENGINE_SRC := $(wildcard engine/*.c)
+ENGINE_SRC := $(filter-out engine/cli/%,$(wildcard engine/*/*.c))
 CLI_SRC := $(wildcard engine/cli/*.c)
 LLHTTP_SRC := $(wildcard $(LLHTTP_DIR)/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -94,7 +94,7 @@ $(WOLFSSL_STAMP):
 	$(Q)scripts/wolfssl-build
 endif
 
-$(B)/obj/engine/%.o: engine/%.c
+$(ENGINE_OBJ): $(B)/obj/engine/%.o: engine/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(WARN) -DRF_BUILDING_LIBRARY -c $< -o $@

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "bench.h"
+#include "bench/bench.h"
 
 struct target_strings; /* what a target's pointers point into */
 

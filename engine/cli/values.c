@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "http1.h"
+#include "proto/http1.h"
 
 int parse_duration_ms(const char *s, uint64_t *ms)
 {

@@ -16,7 +16,7 @@
 #include "fuzz.h"
 #include "lines.h"
 #include "ringfetch.h"
-#include "url.h"
+#include "proto/url.h"
 
 /* An over-long line is marked by its length alone: the engine must refuse that length. */
 _Static_assert(LINE_MAX_BYTES == RF_URL_MAX, "lines.h and url.h disagree on the cap");

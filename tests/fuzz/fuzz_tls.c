@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "tls.h"
+#include "proto/tls.h"
 
 static struct tls_ctx *ctx;
 

@@ -10,7 +10,7 @@
 
 #include "fuzz.h"
 #include "ringfetch.h"
-#include "url.h"
+#include "proto/url.h"
 
 static int visible(uint8_t c)
 {

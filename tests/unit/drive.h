@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "udata.h"
+#include "fetch/internal.h"
+#include "ring/udata.h"
 
 static unsigned drive_next_bid_ __attribute__((unused));
 

@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "dns.h"
-#include "ring.h"
+#include "proto/dns.h"
+#include "ring/ring.h"
 #include "ringfetch.h"
-#include "udata.h"
+#include "ring/udata.h"
 
 #define MAX_CALLS 16
 #define DNS_TEST_LONG 253 /* the longest name dns.c takes */

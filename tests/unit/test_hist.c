@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "hist.h"
+#include "bench/hist.h"
 
 #define N 100000
 #define MAX_SAMPLES (8 * N)

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "internal.h"
-#include "udata.h"
+#include "fetch/internal.h"
+#include "ring/udata.h"
 
 #define NSLOTS 4
 

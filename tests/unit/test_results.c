@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "results.h"
+#include "fetch/results.h"
 #include "ringfetch.h"
 
 /* What the delivery callback saw, in call order. */

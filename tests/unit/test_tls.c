@@ -12,7 +12,7 @@
 #include <wolfssl/ssl.h>
 
 #include "check.h"
-#include "tls.h"
+#include "proto/tls.h"
 
 /* The server's side of the "wire": what the client sent, and what the server writes. */
 struct pipe {

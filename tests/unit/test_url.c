@@ -4,7 +4,7 @@
 
 #include "check.h"
 #include "ringfetch.h"
-#include "url.h"
+#include "proto/url.h"
 
 #define BAD (-RF_ERR_INVALID_URL)
 #define UNSUP (-RF_ERR_UNSUPPORTED_SCHEME)

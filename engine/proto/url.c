@@ -1,5 +1,5 @@
 /* url.c - splits an absolute http(s) URL into offsets of the caller's bytes, never copying it. */
-#include "url.h"
+#include "proto/url.h"
 
 #include <arpa/inet.h>
 #include <string.h>

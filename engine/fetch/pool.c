@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "fetch/internal.h"
 
 int pool_init(struct worker *e)
 {

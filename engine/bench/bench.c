@@ -17,17 +17,17 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "bench.h"
-#include "clock.h"
-#include "dns.h"
-#include "http1.h"
-#include "list.h"
+#include "bench/bench.h"
+#include "ring/clock.h"
+#include "proto/dns.h"
+#include "proto/http1.h"
+#include "ring/list.h"
 #include "llhttp.h"
-#include "ring.h"
+#include "ring/ring.h"
 #include "ringfetch.h"
-#include "tls.h"
-#include "udata.h"
-#include "url.h"
+#include "proto/tls.h"
+#include "ring/udata.h"
+#include "proto/url.h"
 
 #define SWEEP_US 100000     /* timeouts, connect timeouts and the live counters */
 #define RETRY_US 10000      /* pause before reconnecting after a failed connect */

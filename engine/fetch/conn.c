@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "internal.h"
-#include "udata.h"
+#include "ring/clock.h"
+#include "fetch/internal.h"
+#include "ring/udata.h"
 
 #define BACKOFF_US 50000 /* wait before retrying after EMFILE/ENFILE/EADDRNOTAVAIL */
 #define BACKOFF_TRIES 5

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "url.h"
+#include "proto/url.h"
 
 struct http1_req {
     const char *method;

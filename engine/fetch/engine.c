@@ -7,9 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "internal.h"
-#include "udata.h"
+#include "ring/clock.h"
+#include "fetch/internal.h"
+#include "ring/udata.h"
 
 struct submitted {
     struct submitted *next;

@@ -1,6 +1,6 @@
 /* ring.c - ring setup with the best flags the kernel takes, a never-NULL get_sqe, buffer ring. */
-#include "ring.h"
-#include "udata.h"
+#include "ring/ring.h"
+#include "ring/udata.h"
 
 #include <errno.h>
 #include <netinet/in.h>

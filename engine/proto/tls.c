@@ -10,7 +10,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
-#include "tls.h"
+#include "proto/tls.h"
 
 struct tls_ctx {
     WOLFSSL_CTX *ctx;

@@ -16,10 +16,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include "dns.h"
-#include "list.h"
+#include "proto/dns.h"
+#include "ring/list.h"
 #include "ringfetch.h"
-#include "udata.h"
+#include "ring/udata.h"
 
 #define DNS_BUCKETS 4096      /* power of two */
 #define DNS_CACHE_MAX 16384   /* resolved entries kept; the oldest go first */

@@ -2,7 +2,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "fetch/internal.h"
 
 static struct wentry *job_entry(struct conn *c)
 {

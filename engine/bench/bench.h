@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "hist.h"
+#include "bench/hist.h"
 
 #define BENCH_STATUS_MAX 600
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "ring.h"
+#include "ring/ring.h"
 
 struct rf_dns;
 

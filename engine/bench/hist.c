@@ -1,5 +1,5 @@
 /* hist.c - the histogram's queries, merging, coordinated-omission back-fill and HDR text output. */
-#include "hist.h"
+#include "bench/hist.h"
 
 #include <errno.h>
 #include <inttypes.h>

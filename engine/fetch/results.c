@@ -1,5 +1,5 @@
 /* results.c - the ordered result window: admission bound, string areas and in-order delivery. */
-#include "results.h"
+#include "fetch/results.h"
 
 #include <stdlib.h>
 #include <string.h>

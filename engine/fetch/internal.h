@@ -9,14 +9,14 @@
 
 #include "llhttp.h"
 
-#include "dns.h"
-#include "http1.h"
-#include "list.h"
-#include "results.h"
-#include "ring.h"
+#include "proto/dns.h"
+#include "proto/http1.h"
+#include "ring/list.h"
+#include "fetch/results.h"
+#include "ring/ring.h"
 #include "ringfetch.h"
-#include "tls.h"
-#include "url.h"
+#include "proto/tls.h"
+#include "proto/url.h"
 
 /* A slot's states. Every change goes through conn_set_state() in conn.c. */
 enum conn_state {
