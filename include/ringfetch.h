@@ -209,6 +209,56 @@ RF_API void rf_get_stats(const rf_engine *eng, rf_stats *st);
 /* Free everything. Requests still in flight are dropped without results. */
 RF_API void rf_engine_destroy(rf_engine *eng);
 
+/* ---------------------------------------------------------------------------------------
+ * Latency histograms: log-linear buckets in microseconds (every power of two cut into 128
+ * equal buckets, values 0..255 exact), so any value is kept within 0.8%, recorded in O(1)
+ * and merged by adding counts. A bench report owns one; programs that combine reports
+ * (several load generators, several runs) make their own.
+ * ------------------------------------------------------------------------------------- */
+typedef struct rf_hist rf_hist;
+
+/* A new empty histogram, or NULL when out of memory. */
+RF_API rf_hist *rf_hist_create(void);
+RF_API void rf_hist_destroy(rf_hist *h);
+/* Record `count` samples of `us` (values past about 67 s are kept as that maximum). */
+RF_API void rf_hist_record(rf_hist *h, uint64_t us, uint64_t count);
+/* Add every sample of src to dst. */
+RF_API void rf_hist_merge(rf_hist *dst, const rf_hist *src);
+RF_API uint64_t rf_hist_count(const rf_hist *h);
+RF_API uint64_t rf_hist_min(const rf_hist *h);     /* 0 when empty */
+RF_API uint64_t rf_hist_max(const rf_hist *h);     /* 0 when empty */
+RF_API double rf_hist_mean(const rf_hist *h);
+RF_API double rf_hist_stdev(const rf_hist *h);
+/*
+ * The value at percentile p (0..100) by nearest rank: the highest value of the bucket the
+ * rank falls in, capped at the maximum, so never below the true value and at most 0.8%
+ * above it. 0 when empty.
+ */
+RF_API uint64_t rf_hist_percentile(const rf_hist *h, double p);
+/*
+ * The non-empty buckets in value order, for lossless export: start with *iter = 0; each
+ * call that returns 1 fills the bucket's index, its lowest and highest value and its
+ * count; 0 means there are no more. Indexes are stable across versions (the layout is
+ * named "ringfetch-loglinear-v1"), so rf_hist_add_bucket() rebuilds the same histogram.
+ */
+RF_API int rf_hist_bucket(const rf_hist *h, size_t *iter, uint32_t *index, uint64_t *lowest_us,
+                          uint64_t *highest_us, uint64_t *count);
+/* Add `count` samples to bucket `index`. Returns RF_OK or RF_ERR_INVALID_ARG. */
+RF_API rf_error rf_hist_add_bucket(rf_hist *h, uint32_t index, uint64_t count);
+/*
+ * The exact moments of the samples, to carry min, max, mean and standard deviation through
+ * an export: rf_hist_moments() reads them; rf_hist_add_moments() adds an exported set to a
+ * histogram whose buckets were filled with rf_hist_add_bucket() (min and max are combined,
+ * sums added).
+ */
+typedef struct rf_hist_moments {
+    uint64_t min, max;  /* min is UINT64_MAX when empty */
+    double sum;         /* of the samples, in us */
+    double sumsq;       /* of their squares */
+} rf_hist_moments;
+RF_API void rf_hist_get_moments(const rf_hist *h, rf_hist_moments *m);
+RF_API void rf_hist_add_moments(rf_hist *h, const rf_hist_moments *m);
+
 #ifdef __cplusplus
 }
 #endif

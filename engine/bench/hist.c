@@ -1,6 +1,10 @@
 /* hist.c - the histogram's queries, merging, coordinated-omission back-fill and HDR text output. */
 #include "bench/hist.h"
 
+#include <stdlib.h>
+
+#include "ringfetch.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -272,4 +276,79 @@ int hist_write_hdr_percentiles(const struct hist *h, FILE *out, double unit_scal
                 (int)(2 * HIST_SUB_HALF)) < 0)
         return -EIO;
     return ferror(out) ? -EIO : 0;
+}
+
+/* ---- the public rf_hist API: the same histogram behind an opaque handle ---- */
+
+struct rf_hist {
+    struct hist h;
+};
+
+rf_hist *rf_hist_create(void)
+{
+    rf_hist *h = malloc(sizeof(*h));
+
+    if (h)
+        hist_init(&h->h);
+    return h;
+}
+
+void rf_hist_destroy(rf_hist *h) { free(h); }
+
+void rf_hist_record(rf_hist *h, uint64_t us, uint64_t count) { hist_record_n(&h->h, us, count); }
+
+void rf_hist_merge(rf_hist *dst, const rf_hist *src) { hist_merge(&dst->h, &src->h); }
+
+uint64_t rf_hist_count(const rf_hist *h) { return hist_count(&h->h); }
+
+uint64_t rf_hist_min(const rf_hist *h) { return hist_min(&h->h); }
+
+uint64_t rf_hist_max(const rf_hist *h) { return hist_max(&h->h); }
+
+double rf_hist_mean(const rf_hist *h) { return hist_mean(&h->h); }
+
+double rf_hist_stdev(const rf_hist *h) { return hist_stdev(&h->h); }
+
+uint64_t rf_hist_percentile(const rf_hist *h, double p) { return hist_percentile(&h->h, p); }
+
+int rf_hist_bucket(const rf_hist *h, size_t *iter, uint32_t *index, uint64_t *lowest_us,
+                   uint64_t *highest_us, uint64_t *count)
+{
+    for (size_t i = *iter; i < HIST_COUNTS; i++) {
+        if (!h->h.counts[i])
+            continue;
+        *iter = i + 1;
+        *index = (uint32_t)i;
+        *lowest_us = hist_bucket_lowest((unsigned)i);
+        *highest_us = hist_bucket_highest((unsigned)i);
+        *count = h->h.counts[i];
+        return 1;
+    }
+    *iter = HIST_COUNTS;
+    return 0;
+}
+
+rf_error rf_hist_add_bucket(rf_hist *h, uint32_t index, uint64_t count)
+{
+    if (index >= HIST_COUNTS)
+        return RF_ERR_INVALID_ARG;
+    h->h.counts[index] += count;
+    h->h.total += count;
+    return RF_OK;
+}
+
+void rf_hist_get_moments(const rf_hist *h, rf_hist_moments *m)
+{
+    m->min = h->h.min;
+    m->max = h->h.max;
+    m->sum = (double)h->h.sum;
+    m->sumsq = (double)h->h.sumsq;
+}
+
+void rf_hist_add_moments(rf_hist *h, const rf_hist_moments *m)
+{
+    h->h.min = m->min < h->h.min ? m->min : h->h.min;
+    h->h.max = m->max > h->h.max ? m->max : h->h.max;
+    h->h.sum += (hist_u128)(m->sum > 0 ? m->sum : 0);
+    h->h.sumsq += (hist_u128)(m->sumsq > 0 ? m->sumsq : 0);
 }
