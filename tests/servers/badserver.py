@@ -1,14 +1,41 @@
 #!/usr/bin/python3
 """The misbehaving HTTP/1.1 server ringfetch is tested against: one asyncio process, one
 loopback port per mode, from a correct keep-alive echo server to peers that hang, trickle,
-reset, lie or never stop, and two that break a TLS handshake (tls-close, tls-garbage).
+reset, lie or never stop, two that break a TLS handshake (tls-close, tls-garbage), and four
+for retries, politeness and lenient parsing:
+
+  flaky   fails on purpose, keyed by ?id=X so that tests stay independent (attempts are
+          counted per route and id; every answer has X-Attempt: N):
+            /429-then-200?id=X[&after=S]  429 with Retry-After: S (default 1) the first time,
+                                          then 200 "ok\n"
+            /429-date?id=X                the same with an HTTP-date Retry-After 1-2 s ahead
+            /reset-once?id=X              RST (SO_LINGER 0) instead of the first answer, then 200
+            /fail-n?id=X&n=N&status=S     S (default 503) N times, then 200
+            /503                          always 503
+  count   answers 200 "ok\n" after ?delay_ms=N (default 50, at most 60000), so that a client's
+          concurrency per Host shows in the log
+  barelf  valid answers whose status and header lines end in a bare LF: 200 "hello world\n"
+          by Content-Length on any path; /chunked the same body chunked (chunk lines CRLF),
+          /chunked-lf chunked with bare LFs in the chunk lines too
+  utf8    raw non-ASCII header bytes: /redirect 301 Location: /caf\xc3\xa9 (UTF-8 "/café"),
+          /latin1 301 Location: /caf\xe9 (not UTF-8), /ok 200 X-Name: café (UTF-8); any
+          other target 200 with the target's raw bytes and a newline as body
+
+With --request-log FILE, flaky and count append one JSON line per request they answer
+(flaky when it answers or resets; count once the answer is sent):
+  flaky: {"mode", "route", "id", "attempt", "status" (null for a reset), "method", "t"}
+  count: {"mode", "conn" (1, 2, ... per connection), "host" (the Host header), "method",
+          "target", "start" (the request read in full), "end" (the answer sent)}
+with times from time.monotonic(), the CLOCK_MONOTONIC seconds a test reads too.
 
 Once every port listens it prints one JSON line {"echo": PORT, "hang": PORT, ...} to stdout.
 Every loop here is bounded by a count and a deadline so a stuck client cannot keep it busy.
 """
 import argparse
 import asyncio
+import email.utils
 import http
+import itertools
 import json
 import os
 import random
@@ -19,9 +46,11 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 MODES = ["echo", "hang", "trickle", "reset", "garbage", "bigheader", "badchunk", "close",
-         "endless", "acceptreset", "tls-close", "tls-garbage"]
+         "endless", "acceptreset", "tls-close", "tls-garbage", "flaky", "count", "barelf",
+         "utf8"]
 
 HEADER_LIMIT = 64 * 1024          # request head larger than this gets 431
 READ_TIMEOUT = 60.0               # idle wait for a request (or the next one on keep-alive)
@@ -34,6 +63,7 @@ ENDLESS_MAX_SECONDS = 120.0
 BIGHEADER_BYTES = 1 << 20
 TLS_RECORD_MAX = (1 << 14) + 2048  # a TLSCiphertext fragment's limit (RFC 8446 5.2)
 ECHO_BODY_KEEP = 1000
+COUNT_MAX_DELAY_MS = 60000
 
 
 class BadRequest(Exception):
@@ -455,6 +485,159 @@ async def serve_tls_garbage(reader, writer, args):
     await hold_until_client_closes(reader, 30.0)
 
 
+# ------------------------------------------------ retries, politeness, lenient parsing
+
+
+def log_request(args, entry):
+    """Appends one JSON line to --request-log, flushed at once so a test sees it."""
+    if args.request_log is not None:
+        args.request_log.write(json.dumps(entry) + "\n")
+        args.request_log.flush()
+
+
+def query_args(target):
+    """{name: last value} of the target's query string."""
+    return {k: v[-1] for k, v in
+            urllib.parse.parse_qs(target.partition("?")[2], keep_blank_values=True).items()}
+
+
+def simple_answer(status, body, close, extra=(), is_head=False):
+    hdr = list(extra) + [("Content-Type", "text/plain"), ("Content-Length", len(body))]
+    if close:
+        hdr.append(("Connection", "close"))
+    return head_bytes(status, hdr) + (b"" if is_head else body)
+
+
+async def serve_requests(reader, writer, answer):
+    """The keep-alive loop of the modes below: each request (head and body read) goes to
+    answer(req, body_len), which writes the answer and returns False to close."""
+    for _ in range(MAX_REQUESTS_PER_CONN):
+        try:
+            req = await read_head(reader)
+            if req is None:
+                return
+            body_len, _ = await read_body(reader, req, keep=0)
+        except asyncio.TimeoutError:
+            return
+        except BadRequest as e:
+            await write_all(writer, simple_answer(e.status, (str(e) + "\n").encode(), True))
+            return
+        if not await answer(req, body_len) or req.wants_close():
+            return
+
+
+def flaky_status(route, attempt, q):
+    """(status, extra headers) for one attempt at a flaky route; status None resets;
+    raises BadRequest for a route or parameter it does not know."""
+    if route == "/503":
+        return 503, []
+    if route in ("/429-then-200", "/429-date"):
+        if attempt > 1:
+            return 200, []
+        if route == "/429-date":
+            # Retry-After's HTTP-date has whole seconds: now + 2 s cut to the second is
+            # 1 to 2 s ahead.
+            return 429, [("Retry-After", email.utils.formatdate(time.time() + 2, usegmt=True))]
+        after = q.get("after", "1")
+        if not after.isdigit():
+            raise BadRequest(400, "bad after")
+        return 429, [("Retry-After", after)]
+    if route == "/reset-once":
+        return (None if attempt == 1 else 200), []
+    if route == "/fail-n":
+        n, status = q.get("n", "1"), q.get("status", "503")
+        if not n.isdigit() or not status.isdigit() or not 200 <= int(status) <= 599:
+            raise BadRequest(400, "bad n or status")
+        return (int(status) if attempt <= int(n) else 200), []
+    raise BadRequest(404, "no such flaky route")
+
+
+async def serve_flaky(reader, writer, args):
+    async def answer(req, body_len):
+        route = req.target.partition("?")[0]
+        q = query_args(req.target)
+        key = (route, q.get("id", ""))
+        try:
+            status, extra = flaky_status(route, args.attempts.get(key, 0) + 1, q)
+        except BadRequest as e:
+            await write_all(writer, simple_answer(e.status, (str(e) + "\n").encode(),
+                                                  req.wants_close()))
+            return True
+        attempt = args.attempts[key] = args.attempts.get(key, 0) + 1
+        log_request(args, {"mode": "flaky", "route": route, "id": key[1], "attempt": attempt,
+                           "status": status, "method": req.method, "t": time.monotonic()})
+        if status is None:
+            rst_close(writer)
+            return False
+        body = b"ok\n" if status == 200 else (reason(status) + "\n").encode()
+        await write_all(writer, simple_answer(status, body, req.wants_close(),
+                                              extra + [("X-Attempt", attempt)],
+                                              req.method == "HEAD"))
+        return True
+    await serve_requests(reader, writer, answer)
+
+
+async def serve_count(reader, writer, args):
+    conn = next(args.conn_ids)
+
+    async def answer(req, body_len):
+        start = time.monotonic()  # the head and body are in: the request has started
+        delay = query_args(req.target).get("delay_ms", "50")
+        if not delay.isdigit() or int(delay) > COUNT_MAX_DELAY_MS:
+            await write_all(writer, simple_answer(400, b"bad delay_ms\n", req.wants_close()))
+            return True
+        await asyncio.sleep(int(delay) / 1000.0)
+        await write_all(writer, simple_answer(200, b"ok\n", req.wants_close(),
+                                              is_head=req.method == "HEAD"))
+        log_request(args, {"mode": "count", "conn": conn, "host": req.header("host"),
+                           "method": req.method, "target": req.target, "start": start,
+                           "end": time.monotonic()})
+        return True
+    await serve_requests(reader, writer, answer)
+
+
+async def serve_barelf(reader, writer, args):
+    async def answer(req, body_len):
+        path = req.target.partition("?")[0]
+        close = b"Connection: close\n" if req.wants_close() else b""
+        if path == "/chunked":
+            head = b"HTTP/1.1 200 OK\nContent-Type: text/plain\nTransfer-Encoding: chunked\n"
+            body = b"5\r\nhello\r\n7\r\n world\n\r\n0\r\n\r\n"
+        elif path == "/chunked-lf":
+            head = b"HTTP/1.1 200 OK\nContent-Type: text/plain\nTransfer-Encoding: chunked\n"
+            body = b"5\nhello\n7\n world\n\n0\n\n"
+        else:
+            head = b"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 12\n"
+            body = b"hello world\n"
+        await write_all(writer, head + close + b"\n" + (b"" if req.method == "HEAD" else body))
+        return True
+    await serve_requests(reader, writer, answer)
+
+
+def utf8_raw(text):
+    """text's UTF-8 bytes as the str that head_bytes() turns back into them (latin-1)."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+async def serve_utf8(reader, writer, args):
+    async def answer(req, body_len):
+        path = req.target.partition("?")[0]
+        close, is_head = req.wants_close(), req.method == "HEAD"
+        if path in ("/redirect", "/latin1"):
+            # /latin1: the single byte 0xe9, "é" in Latin-1 and no UTF-8 at all.
+            loc = utf8_raw("/café") if path == "/redirect" else "/caf\xe9"
+            out = simple_answer(301, b"", close, [("Location", loc)])
+        elif path == "/ok":
+            out = simple_answer(200, b"ok\n", close, [("X-Name", utf8_raw("café"))], is_head)
+        else:
+            # read_head() decoded the request as latin-1: this gives back its bytes.
+            out = simple_answer(200, req.target.encode("latin-1") + b"\n", close,
+                                is_head=is_head)
+        await write_all(writer, out)
+        return True
+    await serve_requests(reader, writer, answer)
+
+
 HANDLERS = {m: globals()["serve_" + m.replace("-", "_")] for m in MODES}
 
 
@@ -567,6 +750,8 @@ def main():
                     help="exit after this many seconds at the latest (default 6 h)")
     ap.add_argument("--exit-on-stdin-eof", action="store_true",
                     help="exit when stdin reaches end of file")
+    ap.add_argument("--request-log", default=None, metavar="FILE",
+                    help="append a JSON line per request the flaky and count modes answer")
     args = ap.parse_args()
     if args.trickle_interval < 0 or args.lifetime <= 0:
         ap.error("intervals must be positive")
@@ -574,11 +759,17 @@ def main():
     garbage = bytearray(rng.getrandbits(8) for _ in range(200))
     garbage[0:4] = b"\x00\xffGB"  # no status line, no TLS record (type 0), whatever the seed
     args.garbage = bytes(garbage)
+    args.attempts = {}  # flaky: (route, id) -> requests answered so far
+    args.conn_ids = itertools.count(1)
+    args.request_log = open(args.request_log, "a") if args.request_log else None
     raise_nofile()
     try:
         return asyncio.run(Server(args).run())
     except KeyboardInterrupt:
         return 0
+    finally:
+        if args.request_log is not None:
+            args.request_log.close()
 
 
 if __name__ == "__main__":
