@@ -5,6 +5,13 @@ NXDOMAIN for every other name, or (--mode silent) no answer at all.
     dnsserver.py --port 0 --map web.test=127.0.0.1 --map v6.test=::1 [--mode silent]
                  [--ttl 60] [--log FILE] [--exit-on-stdin-eof]
 
+A name may have several records: --map multi.test=127.0.0.2,127.0.0.1,::1 (or the same
+name in several --map options) answers an A query with every IPv4 address and an AAAA
+query with every IPv6 one, each in the order given. Names are matched without regard to
+case, as the ASCII labels of the query; an internationalised name is given in punycode
+(--map xn--bcher-kva.test=...) or in Unicode (--map bücher.test=..., stored as its
+punycode), and is asked for as xn--bcher-kva.test, like any other name.
+
 Once its socket is bound on 127.0.0.1 it prints one JSON line {"port": N} to stdout. Every
 query received (answered or not) is appended to --log as one line "qname qtype", e.g.
 "web.test A", flushed at once, so a test can count the queries a run sent.
@@ -66,20 +73,32 @@ def type_name(qtype):
     return TYPE_NAMES.get(qtype, f"TYPE{qtype}")
 
 
+def ascii_name(name):
+    """name lower-case without the final dot, a Unicode one as its punycode (IDNA)."""
+    name = name.rstrip(".")
+    if not name.isascii():
+        name = name.encode("idna").decode("ascii")
+    return name.lower()
+
+
 class Zone:
-    """name -> list of (rtype, rdata) from --map name=addr."""
+    """name -> list of (rtype, rdata) from --map name=addr[,addr...]."""
 
     def __init__(self, maps, ttl):
         self.ttl = ttl
         self.records = {}
         for item in maps:
-            name, sep, addr = item.partition("=")
-            if not sep or not name:
-                raise ValueError(f"--map wants name=addr: {item!r}")
-            ip = ipaddress.ip_address(addr.strip("[]"))
-            rtype = TYPE_A if ip.version == 4 else TYPE_AAAA
-            key = name.lower().rstrip(".")
-            self.records.setdefault(key, []).append((rtype, ip.packed))
+            name, sep, addrs = item.partition("=")
+            if not sep or not name or not addrs:
+                raise ValueError(f"--map wants name=addr[,addr...]: {item!r}")
+            try:
+                key = ascii_name(name)
+            except UnicodeError:
+                raise ValueError(f"--map: {name!r} is no valid domain name")
+            for addr in addrs.split(","):
+                ip = ipaddress.ip_address(addr.strip().strip("[]"))
+                rtype = TYPE_A if ip.version == 4 else TYPE_AAAA
+                self.records.setdefault(key, []).append((rtype, ip.packed))
 
     def answer(self, query):
         """The response to one query message, or None when it deserves none."""
@@ -153,8 +172,9 @@ def serve(sock, zone, silent, log, stop, deadline):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0, help="UDP port on 127.0.0.1 (0: a free one)")
-    ap.add_argument("--map", action="append", default=[], metavar="NAME=ADDR",
-                    help="an A (IPv4 ADDR) or AAAA (IPv6 ADDR) record; repeatable")
+    ap.add_argument("--map", action="append", default=[], metavar="NAME=ADDR[,ADDR...]",
+                    help="A (IPv4 ADDR) and AAAA (IPv6 ADDR) records, answered in the order "
+                    "given; repeatable")
     ap.add_argument("--mode", choices=["answer", "silent"], default="answer",
                     help="silent: receive and log queries, never answer")
     ap.add_argument("--ttl", type=int, default=60, help="TTL of every answer (default 60)")
