@@ -232,7 +232,8 @@ def tls_settings(tls):
 
 def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4096,
                        rlimit_nofile=None, keepalive_requests=1000, keepalive_timeout="75s",
-                       backlog=4096, reuseport=False, tls=None, access_log=None, ipv6=False):
+                       backlog=4096, reuseport=False, tls=None, access_log=None, ipv6=False,
+                       hosts=None):
     """Writes prefix/nginx.conf and prefix/html/ for a private nginx; returns the config path.
 
     Locations (on every port):
@@ -249,7 +250,8 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
     session_cache=True) makes every port HTTPS with the same locations; protocols="TLSv1.3"
     gives a TLS-1.3-only server. The session cache is shared:rf:1m, so resumption works by
     session ID (TLS 1.2) as well as by ticket.
-    ipv6=True listens on [::1] too, on the same port numbers.
+    ipv6=True listens on [::1] too, on the same port numbers. hosts=["127.0.0.1", "::1"]
+    names the addresses every port listens on instead (any loopback ones, e.g. 127.0.0.2).
     access_log=True writes prefix/access.log (a path: there), one line per request with the
     fields of ACCESS_FIELDS separated by spaces, "-" when empty: $connection,
     $connection_requests, $ssl_protocol, $ssl_session_reused ("r" resumed, "." full),
@@ -310,7 +312,7 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
         lines.append(f"    {key}_temp_path {prefix}/tmp/{sub};")
     lines.append("    server {")
     for port in ports:
-        for addr in ("127.0.0.1", "[::1]") if ipv6 else ("127.0.0.1",):
+        for addr in listen_hosts(hosts, ipv6, brackets=True):
             lines.append(f"        listen {addr}:{int(port)}" + (" ssl" if tls else "")
                          + f" backlog={int(backlog)}" + (" reuseport;" if reuseport else ";"))
     if tls:
@@ -352,6 +354,13 @@ def write_nginx_prefix(prefix, ports, workers=1, cpus=None, worker_connections=4
     return conf
 
 
+def listen_hosts(hosts=None, ipv6=False, brackets=False):
+    """The addresses a private nginx listens on: hosts, else 127.0.0.1 (and ::1 with ipv6);
+    IPv6 ones in brackets for nginx's listen directive when brackets is true."""
+    out = list(hosts) if hosts else ["127.0.0.1"] + (["::1"] if ipv6 else [])
+    return [f"[{h}]" if brackets and ":" in h else h for h in out]
+
+
 class Nginx:
     """A private nginx on loopback ports; use as a context manager.
 
@@ -359,7 +368,7 @@ class Nginx:
     writes the configuration there and keeps it; by default a temporary directory is used and
     removed on exit. Other keyword arguments go to write_nginx_prefix(): tls=dict(cert=...,
     key=..., protocols=...) for HTTPS, access_log=True for a log .log_entries() reads,
-    ipv6=True to listen on [::1] too (url(host="[::1]")).
+    ipv6=True to listen on [::1] too (url(host="[::1]")), hosts=[...] for other addresses.
     Attributes: .ports, .urls(path), .url(path, i), .scheme ("http" or "https"), .prefix,
     .pid (the master).
     """
@@ -430,7 +439,7 @@ class Nginx:
             os.makedirs(self.prefix, exist_ok=True)
         else:
             self.prefix = tempfile.mkdtemp(prefix="rf-nginx-")
-        conf = write_nginx_prefix(self.prefix, self.ports, **self.conf)
+        conf = self._write_config()
         out = open(os.path.join(self.prefix, "stderr.log"), "wb")
         try:
             self.proc = subprocess.Popen(
@@ -455,12 +464,17 @@ class Nginx:
             if not os.path.exists(pidfile):
                 raise TimeoutError(f"nginx not ready in {self.start_timeout} s: "
                                    + self.error_log())
-            for port in self.ports:
-                wait_port("127.0.0.1", port, max(0.1, deadline - time.monotonic()))
+            for host in listen_hosts(self.conf.get("hosts"), self.conf.get("ipv6")):
+                for port in self.ports:
+                    wait_port(host, port, max(0.1, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _write_config(self):
+        """Writes the prefix; returns the nginx.conf path (subclasses write their own)."""
+        return write_nginx_prefix(self.prefix, self.ports, **self.conf)
 
     def stop(self):
         if self.proc is not None:
@@ -690,6 +704,8 @@ def _serve_nginx(argv):
     ap.add_argument("--rlimit-nofile", type=int, default=None, help="worker_rlimit_nofile")
     ap.add_argument("--keepalive-requests", default="1000", help="a number or 'unlimited'")
     ap.add_argument("--backlog", type=int, default=4096)
+    ap.add_argument("--host", action="append", default=None,
+                    help="listen on this loopback address (repeatable; default 127.0.0.1)")
     ap.add_argument("--lifetime", type=float, default=6 * 3600,
                     help="stop after this many seconds at the latest")
     ap.add_argument("--prefix", default=None,
@@ -707,7 +723,7 @@ def _serve_nginx(argv):
     kr = a.keepalive_requests if a.keepalive_requests == "unlimited" else int(a.keepalive_requests)
     conf = dict(workers=a.workers, cpus=parse_cpus(a.cpu) if a.cpu else None,
                 worker_connections=a.connections, rlimit_nofile=a.rlimit_nofile,
-                keepalive_requests=kr, backlog=a.backlog)
+                keepalive_requests=kr, backlog=a.backlog, hosts=a.host)
     pki_dir = None
     if a.tls:
         pki_dir = (os.path.join(os.path.abspath(a.prefix), "pki") if a.prefix
