@@ -1,22 +1,26 @@
 #!/usr/bin/python3
 """Shared helpers for ringfetch's integration tests, benchmarks and demo: free loopback
 ports, waiting for a port, a private nginx, the misbehaving badserver, a test DNS server,
-running ringfetch.
+running ringfetch; and the test worlds of the last section: DelayServer (answers exactly
+D us after each request), the count-log helpers, Blackhole (a port that drops SYNs),
+nginx beside a black hole, a tickets-only TLS 1.2 nginx and the redirect world.
 
 As a script it runs nginx in the foreground for benchmark scripts:
-    harness.py nginx --ports 100 --workers 1 --cpu 0 [--tls]
+    harness.py nginx --ports 100 --workers 1 --cpu 0 [--tls] [--host 127.0.0.1 --host ::1]
 prints {"ports": [...], "pid": N, "prefix": DIR} once every port accepts (with --tls also
 "scheme": "https" and "ca": the test CA to pass as --cacert), and stops nginx on SIGTERM,
 SIGINT or end of stdin. `harness.py nginx --print-config --prefix DIR ...`
 only writes DIR/nginx.conf and DIR/html/ and prints the configuration.
 """
 import argparse
+import hashlib
 import json
 import os
 import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -498,17 +502,29 @@ class BadServer:
     """tests/servers/badserver.py in a child process; use as a context manager.
 
     .ports is {mode: port}; .port(mode); .url(mode, path='/'), an https:// URL for the tls-*
-    modes and http:// for the others unless scheme says otherwise.
+    modes and http:// for the others unless scheme says otherwise. .requests() reads the
+    request log of the flaky and count modes (a temporary file unless request_log names one).
     """
 
-    def __init__(self, trickle_interval=None, start_timeout=15.0, log=None):
+    def __init__(self, trickle_interval=None, start_timeout=15.0, log=None, request_log=None):
         self.args = ["--exit-on-stdin-eof"]
         if trickle_interval is not None:
             self.args += ["--trickle-interval", str(trickle_interval)]
+        self.own_request_log = request_log is None
+        if request_log is None:
+            fd, request_log = tempfile.mkstemp(prefix="rf-bad-", suffix=".jsonl")
+            os.close(fd)
+        self.request_log = request_log
+        self.args += ["--request-log", request_log]
         self.start_timeout = start_timeout
         self.log = log
         self.proc = None
         self.ports = {}
+
+    def requests(self, count=0, timeout=5.0, **match):
+        """The request log's entries (dicts, see badserver.py) whose fields equal match,
+        e.g. requests(mode="flaky", id="t1"); waits up to timeout s for count of them."""
+        return read_json_lines(self.request_log, match, count, timeout)
 
     def port(self, mode):
         return self.ports[mode]
@@ -539,10 +555,14 @@ class BadServer:
         return self
 
     def stop(self):
-        if self.proc is None:
-            return
-        _end_child(self.proc)
-        self.proc = None
+        if self.proc is not None:
+            _end_child(self.proc)
+            self.proc = None
+        if self.own_request_log:
+            try:
+                os.unlink(self.request_log)
+            except FileNotFoundError:
+                pass
 
     def __enter__(self):
         return self.start()
@@ -573,7 +593,9 @@ class DnsServer:
     """tests/servers/dnsserver.py in a child process; use as a context manager.
 
     DnsServer({"web.test": "127.0.0.1"}, mode="answer"|"silent", ttl=60, log=PATH).
-    A value may be a list of addresses (A for IPv4, AAAA for IPv6). .port; .server is the
+    A value may be a list of addresses, or one string "127.0.0.2,127.0.0.1,::1" (A for
+    IPv4, AAAA for IPv6, answered in that order); a name may be punycode or Unicode
+    ("bücher.test" is served as xn--bcher-kva.test). .port; .server is the
     "127.0.0.1:PORT" string for --dns-server; .queries() lists the (qname, qtype) pairs
     received so far, in order.
     """
@@ -687,6 +709,423 @@ def _tail(text, n=2000):
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return (text or "")[-n:]
+
+
+# ------------------------------------------------- delay server, black hole, nginx worlds
+#
+# The test worlds for timing, politeness, retries and redirects: DelayServer (a C server
+# that answers D us after each request), read_json_lines() and the count-log helpers for
+# badserver's request log, Blackhole (a port that drops SYNs), nginx beside a black hole,
+# a tickets-only TLS 1.2 nginx and the redirect world.
+
+DELAYSERVER_SRC = os.path.join(ROOT, "tests", "servers", "delayserver.c")
+DELAYSERVER_CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wshadow",
+                      "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wformat=2", "-Wvla"]
+
+
+def read_json_lines(path, match=None, count=0, timeout=5.0):
+    """The JSON lines of path as dicts, those whose fields equal the dict match only. A
+    server writes a line once it has answered, so this waits up to timeout s for at least
+    count of them; it returns what it has then. A line still being written is skipped."""
+    match = match or {}
+    deadline = time.monotonic() + timeout
+    out = []
+    for _ in range(100000):
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = ""
+        out = []
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if all(entry.get(k) == v for k, v in match.items()):
+                out.append(entry)
+        if len(out) >= count or time.monotonic() >= deadline:
+            return out
+        time.sleep(0.02)
+    return out
+
+
+def delayserver_binary():
+    """tests/servers/delayserver.c compiled, once per version of the source and flags, into
+    a directory of the system's temporary one; the executable's path."""
+    with open(DELAYSERVER_SRC, "rb") as f:
+        src = f.read()
+    tag = hashlib.sha256(src + " ".join(DELAYSERVER_CFLAGS).encode()).hexdigest()[:16]
+    d = os.path.join(tempfile.gettempdir(), f"rf-delayserver-{os.geteuid()}-{tag}")
+    exe = os.path.join(d, "delayserver")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    if os.stat(d).st_uid != os.geteuid():
+        raise RuntimeError(f"{d} belongs to another user")
+    if os.access(exe, os.X_OK):
+        return exe
+    tmp = f"{exe}.{os.getpid()}"
+    cc = subprocess.run(["cc"] + DELAYSERVER_CFLAGS + [DELAYSERVER_SRC, "-o", tmp],
+                        capture_output=True, text=True, timeout=120)
+    if cc.returncode != 0:
+        raise RuntimeError(f"cannot compile delayserver.c: {cc.stderr[-3000:]}")
+    os.replace(tmp, exe)  # atomic: a run compiling at the same time gets a whole file
+    return exe
+
+
+class DelayServer:
+    """tests/servers/delayserver.c (compiled on first use) in a child process: every request
+    is answered "hello world\\n" exactly delay_us microseconds after its last byte arrived.
+
+    DelayServer(2000).start(); .port, .host, .url(path), .stop(). spin_us and stamp
+    ("kernel" or "read") go to the server's options of those names; cpus="0" runs it under
+    `taskset -c 0`. After .stop(), .stats holds the server's closing JSON line (requests,
+    answered, stamp_kernel, stamp_read, late_us and timer_late_us percentiles) or None.
+    """
+
+    def __init__(self, delay_us, host="127.0.0.1", port=0, spin_us=None, stamp=None,
+                 cpus=None, start_timeout=15.0):
+        self.delay_us = int(delay_us)
+        self.host = host
+        self.args = ["--delay-us", str(self.delay_us), "--host", host, "--port", str(int(port))]
+        if spin_us is not None:
+            self.args += ["--spin-us", str(int(spin_us))]
+        if stamp is not None:
+            self.args += ["--stamp", stamp]
+        self.cpus = cpus
+        self.start_timeout = start_timeout
+        self.proc = None
+        self.port = None
+        self.stats = None
+        self._err = None
+
+    def url(self, path="/"):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{path}"
+
+    def start(self):
+        argv = [delayserver_binary()] + self.args
+        if self.cpus is not None:
+            argv = ["taskset", "-c", str(self.cpus)] + argv
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._err, start_new_session=True)
+        try:
+            line = _read_line(self.proc.stdout, self.start_timeout)
+            if not line:
+                raise RuntimeError(f"delayserver exited with {self.proc.wait(5)}: "
+                                   + self._stderr())
+            self.port = json.loads(line)["port"]
+            wait_port(self.host, self.port, self.start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _stderr(self):
+        self._err.seek(0)
+        return self._err.read().decode("utf-8", "replace")[-4000:]
+
+    def stop(self):
+        if self.proc is not None:
+            _end_child(self.proc)  # end of stdin: it exits and prints its statistics
+            self.proc = None
+            lines = [l for l in self._stderr().splitlines() if l.startswith("{")]
+            self.stats = json.loads(lines[-1]) if lines else None
+        if self._err is not None:
+            self._err.close()
+            self._err = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def max_overlap_per_host(entries):
+    """{Host: the most requests in progress at once} from badserver's count-mode log
+    entries (intervals [start, end]; one ending exactly when another starts does not
+    overlap it)."""
+    events = {}
+    for e in entries:
+        events.setdefault(e["host"], []).extend([(e["start"], 1), (e["end"], -1)])
+    out = {}
+    for host, evs in events.items():
+        evs.sort()  # at equal times -1 sorts before +1: an end frees its place first
+        now = best = 0
+        for _, d in evs:
+            now += d
+            best = max(best, now)
+        out[host] = best
+    return out
+
+
+def max_starts_per_window(entries, window=1.0):
+    """{Host: the most requests started within any `window` seconds} (starts t with
+    first <= t < first + window) from badserver's count-mode log entries."""
+    starts = {}
+    for e in entries:
+        starts.setdefault(e["host"], []).append(e["start"])
+    out = {}
+    for host, ts in starts.items():
+        ts.sort()
+        best, lo = 0, 0
+        for hi, t in enumerate(ts):
+            while t - ts[lo] >= window:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        out[host] = best
+    return out
+
+
+class Blackhole:
+    """A loopback TCP port that silently drops every SYN, as a firewall would, without
+    netfilter: a listener with backlog 0 and one connection parked in its accept queue,
+    never accepted. Linux drops a SYN to a listener whose accept queue is full
+    (tcp_conn_request: sk_acceptq_is_full), so a connect() to it neither succeeds nor is
+    refused; it times out. Other addresses on the same port are unaffected.
+
+    Blackhole("127.0.0.3").start(); .host, .port, .url(path), .queued() (connections in
+    the accept queue: 1 while it works), .stop(). Port 0 picks a free one.
+    """
+
+    def __init__(self, host="127.0.0.3", port=0):
+        self.host = host
+        self.requested_port = int(port)
+        self.port = None
+        self.listener = None
+        self.parked = None
+
+    def url(self, path="/", scheme="http"):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}{path}"
+
+    def queued(self):
+        """The listener's accept queue length: Linux reports it as tcpi_unacked of a
+        listening socket's TCP_INFO (offset 24, after eight bytes and four u32s)."""
+        info = self.listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        return struct.unpack_from("I", info, 24)[0]
+
+    def start(self, timeout=5.0):
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.listener.bind((self.host, self.requested_port))
+            self.listener.listen(0)
+            self.port = self.listener.getsockname()[1]
+            self.parked = socket.socket(family, socket.SOCK_STREAM)
+            self.parked.settimeout(timeout)
+            self.parked.connect((self.host, self.port))
+            # The client side is connected once the SYN-ACK is in; the listener queues the
+            # connection when the final ACK is processed, a moment later at most.
+            deadline = time.monotonic() + timeout
+            for _ in range(100000):
+                if self.queued() >= 1:
+                    return self
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.001)
+            raise TimeoutError(f"the parked connection never reached {self.host}:{self.port}'s "
+                               "accept queue")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        for s in (self.parked, self.listener):
+            if s is not None:
+                s.close()
+        self.parked = self.listener = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def nginx_beside_blackhole(blackhole_host="127.0.0.3", hosts=("127.0.0.1", "::1"), tries=5,
+                           **conf):
+    """A Blackhole on blackhole_host:P and a started Nginx (the plain configuration, keyword
+    arguments as for Nginx) on the same port P of every address in hosts, so that one
+    name can resolve to a dead address and live ones: (blackhole, nginx). P is the black
+    hole's free port; if nginx cannot have it on hosts, another is tried."""
+    last = None
+    for _ in range(tries):
+        bh = Blackhole(blackhole_host).start()
+        try:
+            return bh, Nginx(ports=[bh.port], hosts=list(hosts), **conf).start()
+        except (RuntimeError, TimeoutError) as e:
+            bh.stop()
+            last = e
+    raise RuntimeError(f"no port free on {blackhole_host} and {list(hosts)}: {last}")
+
+
+def nginx_tls12_tickets(pki, n_ports=1, **conf):
+    """A started HTTPS nginx whose only resumption is by session ticket: TLS 1.2 only,
+    ssl_session_tickets on, ssl_session_cache off (a session ID is never resumed). Its
+    access log's "reused" field ($ssl_session_reused) is "r" for a resumed session and "."
+    for a full handshake; read it with .log_entries(). pki is a TestPKI (server_cert)."""
+    tls = dict(cert=pki.server_cert, key=pki.server_key, protocols="TLSv1.2",
+               session_tickets=True, session_cache=False)
+    return Nginx(n_ports=n_ports, access_log=True, tls=tls, **conf).start()
+
+
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+REDIRECT_CHAIN_MAX = 20
+REDIRECT_LOG_FIELDS = ("port", "scheme", "method", "uri", "status", "request_length",
+                       "content_length", "transfer_encoding", "body_length", "authorization",
+                       "host", "location", "time")
+
+
+class RedirectWorld(Nginx):
+    """An nginx of three origins on one loopback host for redirect tests: "http" and
+    "other" (plain HTTP on two ports: two origins) and "https" (the TestPKI's server
+    certificate). The same locations on all three; a query string is carried along by
+    every redirect, so ?id=X keeps a test's requests apart in the log:
+
+      /code/C            C in 301 302 303 307 308, Location: /target?... (relative)
+      /absolute          302, Location: http(s)://HOST:PORT/target?... (this origin, absolute)
+      /dir/relative      302, Location: target?... (resolves to /dir/target)
+      /dir/sub/up        302, Location: ../target?... (resolves to /dir/target)
+      /loop-a, /loop-b   302 to each other, for ever
+      /chain/N           302 to /chain/N-1 for N = 1..20; /chain/0 is 200 "chain end\\n"
+      /cross-origin/C    C, Location: http://HOST:OTHER/target?... (another origin)
+      /cross-scheme/C    C, Location: https://HOST:HTTPS/target?... (http -> https)
+      /target, /dir/target  200 "target\\n" after reading the whole request body
+      /post              204 after reading the whole request body (answers nothing)
+      /                  200 "hello world\\n" for any other path
+
+    The body of /target and /post is read through an internal /_sink/ location (not
+    logged), which gives its exact length back as X-Body-Length; the log records it. The
+    access log has one JSON line per request, read as dicts by .log_entries(): the fields
+    of REDIRECT_LOG_FIELDS ($server_port, $scheme, $request_method, $request_uri, $status,
+    $request_length, $content_length, $http_transfer_encoding, the body length,
+    $http_authorization, $http_host, the Location sent, $msec); port, status,
+    request_length, content_length, body_length as numbers, time as a float, an empty
+    field as None. request_length counts a body only where nginx read it (/target, /post);
+    for a chunked body it read, nginx reports the length it found as content_length.
+
+    RedirectWorld(pki).start() or redirect_world(pki); .url(path, origin="http"|"other"|
+    "https"); .http_port, .other_port, .https_port; .stop().
+    """
+
+    ORIGINS = ("http", "other", "https")
+
+    def __init__(self, pki, host="127.0.0.1", start_timeout=15.0):
+        super().__init__(n_ports=3, start_timeout=start_timeout, access_log=True,
+                         hosts=[host])
+        self.pki = pki
+        self.host = host
+        self.http_port, self.other_port, self.https_port = self.ports
+
+    def url(self, path="/", origin="http"):
+        port = self.ports[self.ORIGINS.index(origin)]
+        scheme = "https" if origin == "https" else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{port}{path}"
+
+    def log_entries(self, contains=None, count=0, timeout=5.0, **match):
+        """The log's entries whose uri contains `contains` and whose fields equal match
+        (e.g. method="POST"); waits up to timeout s for count of them."""
+        deadline = time.monotonic() + timeout
+        out = []
+        for _ in range(100000):
+            out = [self._entry(e) for e in read_json_lines(self.access_log_path, None, 0, 0)]
+            out = [e for e in out if (contains is None or contains in e["uri"])
+                   and all(e.get(k) == v for k, v in match.items())]
+            if len(out) >= count or time.monotonic() >= deadline:
+                return out
+            time.sleep(0.02)
+        return out
+
+    @staticmethod
+    def _entry(raw):
+        e = {k: (raw.get(k) or None) for k in REDIRECT_LOG_FIELDS}
+        for k in ("port", "status", "request_length", "content_length", "body_length"):
+            if e[k] is not None:
+                e[k] = int(e[k])
+        e["time"] = float(e["time"])
+        return e
+
+    def _write_config(self):
+        prefix, h = self.prefix, self.host
+        hb = f"[{h}]" if ":" in h else h
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(prefix, "tmp", sub), exist_ok=True)
+        sink = f"http://{hb}:{self.http_port}/_sink"
+        args = "$is_args$args"
+        loc = [
+            "location / {", "    default_type text/plain;", '    return 200 "hello world\\n";',
+            "}",
+        ]
+        for path, kind in (("/target", "target"), ("/dir/target", "target"), ("/post", "post")):
+            loc += [f"location = {path} {{", f"    proxy_pass {sink}/{kind};", "}"]
+        loc += [
+            "location = /_sink/target {", "    access_log off;",
+            "    add_header X-Body-Length $content_length always;",
+            "    default_type text/plain;", '    return 200 "target\\n";', "}",
+            "location = /_sink/post {", "    access_log off;",
+            "    add_header X-Body-Length $content_length always;", "    return 204;", "}",
+            f"location = /absolute {{ return 302 $scheme://{hb}:$server_port/target{args}; }}",
+            f"location = /dir/relative {{ return 302 target{args}; }}",
+            f"location = /dir/sub/up {{ return 302 ../target{args}; }}",
+            f"location = /loop-a {{ return 302 /loop-b{args}; }}",
+            f"location = /loop-b {{ return 302 /loop-a{args}; }}",
+            'location = /chain/0 { default_type text/plain; return 200 "chain end\\n"; }',
+        ]
+        for n in range(1, REDIRECT_CHAIN_MAX + 1):
+            loc.append(f"location = /chain/{n} {{ return 302 /chain/{n - 1}{args}; }}")
+        for c in REDIRECT_CODES:
+            loc += [
+                f"location = /code/{c} {{ return {c} /target{args}; }}",
+                f"location = /cross-origin/{c} "
+                f"{{ return {c} http://{hb}:{self.other_port}/target{args}; }}",
+                f"location = /cross-scheme/{c} "
+                f"{{ return {c} https://{hb}:{self.https_port}/target{args}; }}",
+            ]
+        with open(os.path.join(prefix, "locations.conf"), "w") as f:
+            f.write("\n".join(loc) + "\n")
+
+        fields = ", ".join(f'"{k}": "{v}"' for k, v in (
+            ("port", "$server_port"), ("scheme", "$scheme"), ("method", "$request_method"),
+            ("uri", "$request_uri"), ("status", "$status"),
+            ("request_length", "$request_length"), ("content_length", "$content_length"),
+            ("transfer_encoding", "$http_transfer_encoding"),
+            ("body_length", "$upstream_http_x_body_length"),
+            ("authorization", "$http_authorization"), ("host", "$http_host"),
+            ("location", "$sent_http_location"), ("time", "$msec")))
+        lines = ["user root;"] if os.geteuid() == 0 else []
+        lines += [
+            "worker_processes 1;", f"pid {prefix}/nginx.pid;",
+            f"error_log {prefix}/error.log warn;",
+            "events {", "    worker_connections 1024;", "}",
+            "http {",
+            f"    log_format redirects escape=json '{{{fields}}}';",
+            f"    access_log {self.access_log_path} redirects;",
+            "    server_tokens off;", "    absolute_redirect off;",
+            "    keepalive_timeout 75s;", "    client_max_body_size 64m;",
+        ]
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            key = "client_body" if sub == "body" else sub
+            lines.append(f"    {key}_temp_path {prefix}/tmp/{sub};")
+        for port, tls in ((self.http_port, False), (self.other_port, False),
+                          (self.https_port, True)):
+            lines += ["    server {", f"        listen {hb}:{port}" + (" ssl;" if tls else ";")]
+            if tls:
+                lines += [f"        ssl_certificate {self.pki.server_cert};",
+                          f"        ssl_certificate_key {self.pki.server_key};"]
+            lines += [f"        include {prefix}/locations.conf;", "    }"]
+        lines.append("}")
+        conf = os.path.join(prefix, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return conf
+
+
+def redirect_world(pki, **kw):
+    """A started RedirectWorld(pki, **kw)."""
+    return RedirectWorld(pki, **kw).start()
 
 
 # ----------------------------------------------------------------------- CLI
