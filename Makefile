@@ -202,7 +202,7 @@ distclean:
 	rm -rf build build-san build-fuzz
 
 # ---------------------------------------------------------------------------------------
-# The public archive and the shared library's version.
+# The public archive, the versioned shared library and `make install`.
 
 # The version is the header's (RINGFETCH_VERSION_*); the SONAME changes with its major.
 rf_version_part = $(shell sed -n 's/^.define RINGFETCH_VERSION_$(1)  *\([0-9][0-9]*\)$$/\1/p' \
@@ -243,5 +243,61 @@ all: $(B)/$(LIB_SONAME)
 $(B)/$(LIB_SONAME): $(LIB_SO)
 	@$(if $(Q),echo "  LN      $@")
 	$(Q)ln -sfn $(notdir $(LIB_SO)) $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [LIBDIR=PREFIX/lib] installs the command, the
+# header, both libraries, ringfetch.pc and the man pages; make uninstall with the same
+# variables removes them. Both refresh the loader's cache with LDCONFIG when run by root
+# with DESTDIR empty (LDCONFIG=: skips it): /usr/local/lib is searched through that cache.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL ?= install
+LDCONFIG ?= ldconfig
+
+HEADERS := $(wildcard include/*.h)
+MAN1 := $(wildcard docs/man/*.1)
+MAN3 := $(wildcard docs/man/*.3)
+LIB_REAL := libringfetch.so.$(VERSION)
+
+# ringfetch.pc: a static link needs liburing and c-ares (their .pc files), pthread, libm
+# (wolfSSL's log() and pow()) and, with WOLFSSL=system, Debian's wolfSSL, named before
+# -lm: its wolfssl.pc does not list libm, and a static libm must come after its users.
+PC_REQUIRES := $(PKGS)
+PC_LIBS := $(if $(filter system,$(WOLFSSL)),-lwolfssl) -lpthread -lm
+# Under PREFIX, the directories are written relative to ${prefix}.
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+.PHONY: install uninstall
+install: $(LIB_A) $(LIB_SO) $(BIN)
+	@$(if $(Q),echo "  INSTALL $(DESTDIR)$(PREFIX)")
+	$(Q)$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	$(Q)$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(BINDIR)/ringfetch
+	$(Q)$(INSTALL) -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/
+	$(Q)$(INSTALL) -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libringfetch.a
+	$(Q)$(INSTALL) -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/$(LIB_REAL)
+	$(Q)ln -sfn $(LIB_REAL) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	$(Q)ln -sfn $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libringfetch.so
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_dir,$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' -e 's|@LIBS_PRIVATE@|$(strip $(PC_LIBS))|' \
+	    ringfetch.pc.in >$(B)/ringfetch.pc
+	$(Q)$(INSTALL) -m 644 $(B)/ringfetch.pc $(DESTDIR)$(PKGCONFIGDIR)/ringfetch.pc
+	$(Q)$(INSTALL) -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	$(Q)$(INSTALL) -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	$(Q)$(if $(DESTDIR),,[ "$$(id -u)" != 0 ] || $(LDCONFIG))
+
+uninstall:
+	@$(if $(Q),echo "  REMOVE  $(DESTDIR)$(PREFIX)")
+	$(Q)rm -f $(DESTDIR)$(BINDIR)/ringfetch $(HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%) \
+	    $(addprefix $(DESTDIR)$(LIBDIR)/,libringfetch.a $(LIB_REAL) $(LIB_SONAME) \
+	        libringfetch.so) \
+	    $(DESTDIR)$(PKGCONFIGDIR)/ringfetch.pc \
+	    $(MAN1:docs/man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN3:docs/man/%=$(DESTDIR)$(MANDIR)/man3/%)
+	$(Q)$(if $(DESTDIR),,[ "$$(id -u)" != 0 ] || $(LDCONFIG))
 
 -include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)
