@@ -73,6 +73,10 @@ LLHTTP_OBJ := $(patsubst $(LLHTTP_DIR)/%.c,$(B)/obj/llhttp/%.o,$(LLHTTP_SRC))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 LIB_A := $(B)/libringfetch.a
+# The same objects as one archive whose internal symbols stay global: the command line tool,
+# the unit tests and the fuzz targets call internal functions. LIB_A exports only rf_*
+# (see "The public archive" below).
+LIB_INTERNAL_A := $(B)/libringfetch-internal.a
 LIB_SO := $(B)/libringfetch.so
 BIN := $(B)/ringfetch
 
@@ -107,29 +111,29 @@ $(B)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 
 # With WOLFSSL=source the archive starts as a copy of libwolfssl.a (its members are named
 # src_libwolfssl_la-*.o and libwolfssl_la-*.o, so none is replaced by ours).
-$(LIB_A): $(ENGINE_OBJ) $(LLHTTP_OBJ) $(B)/wolfssl.choice $(WOLFSSL_STAMP)
+$(LIB_INTERNAL_A): $(ENGINE_OBJ) $(LLHTTP_OBJ) $(B)/wolfssl.choice $(WOLFSSL_STAMP)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ $@.tmp && $(if $(WOLFSSL_A),cp $(WOLFSSL_A) $@.tmp &&) \
 	    ar rcs $@.tmp $(ENGINE_OBJ) $(LLHTTP_OBJ) && mv $@.tmp $@
 
 $(LIB_SO): $(ENGINE_OBJ) $(LLHTTP_OBJ) $(B)/wolfssl.choice $(WOLFSSL_STAMP)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,libringfetch.so.0 $(ALL_LDFLAGS) \
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,$(LIB_SONAME) $(ALL_LDFLAGS) \
 	    $(ENGINE_OBJ) $(LLHTTP_OBJ) $(SO_WOLFSSL) -o $@ $(LDLIBS)
 
-$(BIN): $(CLI_OBJ) $(LIB_A)
+$(BIN): $(CLI_OBJ) $(LIB_INTERNAL_A)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) $(CLI_OBJ) $(LIB_A) -o $@ $(LDLIBS) -lm
+	$(Q)$(CC) $(ALL_LDFLAGS) $(CLI_OBJ) $(LIB_INTERNAL_A) -o $@ $(LDLIBS) -lm
 
 $(B)/obj/engine/cli/%.o: engine/cli/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(WARN) -c $< -o $@
 
-$(B)/tests/%: tests/unit/%.c $(LIB_A) tests/unit/check.h tests/unit/drive.h
+$(B)/tests/%: tests/unit/%.c $(LIB_INTERNAL_A) tests/unit/check.h tests/unit/drive.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(WARN) $(ALL_LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS) -lm
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) $(WARN) $(ALL_LDFLAGS) $< $(LIB_INTERNAL_A) -o $@ $(LDLIBS) -lm
 
 setup:
 	$(Q)scripts/setup
@@ -162,11 +166,11 @@ fuzz-bins: $(FUZZ_BIN)
 
 # Only inside the fuzz build (SANITIZE holds fuzzer-no-link): -fsanitize=fuzzer adds main().
 FUZZ_CLI_OBJ := $(B)/obj/engine/cli/lines.o $(B)/obj/engine/cli/targets.o $(B)/obj/engine/cli/values.o
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB_A) $(FUZZ_CLI_OBJ) tests/unit/drive.h
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB_INTERNAL_A) $(FUZZ_CLI_OBJ) tests/unit/drive.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Iengine/cli $(ALL_CFLAGS) $(WARN) -fsanitize=fuzzer \
-	    $(ALL_LDFLAGS) $< $(FUZZ_CLI_OBJ) $(LIB_A) -o $@ $(LDLIBS)
+	    $(ALL_LDFLAGS) $< $(FUZZ_CLI_OBJ) $(LIB_INTERNAL_A) -o $@ $(LDLIBS)
 
 fuzz-regress:
 	$(Q)$(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) OPT="-O1 -g" \
@@ -196,5 +200,104 @@ clean:
 
 distclean:
 	rm -rf build build-san build-fuzz
+
+# ---------------------------------------------------------------------------------------
+# The public archive, the versioned shared library and `make install`.
+
+# The version is the header's (RINGFETCH_VERSION_*); the SONAME changes with its major.
+rf_version_part = $(shell sed -n 's/^.define RINGFETCH_VERSION_$(1)  *\([0-9][0-9]*\)$$/\1/p' \
+                      include/ringfetch.h)
+VERSION_MAJOR := $(call rf_version_part,MAJOR)
+VERSION_MINOR := $(call rf_version_part,MINOR)
+VERSION_PATCH := $(call rf_version_part,PATCH)
+ifneq ($(words $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH)),3)
+$(error include/ringfetch.h: no RINGFETCH_VERSION_MAJOR, _MINOR and _PATCH numbers)
+endif
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+LIB_SONAME := libringfetch.so.$(VERSION_MAJOR)
+
+# The public archive is one relocatable object: the engine, llhttp and (WOLFSSL=source)
+# every member of libwolfssl.a linked by ld -r, in which every global symbol but the rf_
+# API (the default-visibility rf_* names, exactly what the shared library exports) is then
+# made local. A program linking it may define its own url_parse() or link OpenSSL or
+# Debian's wolfSSL without clashing; libc, liburing, c-ares, libm and pthread stay
+# undefined, for the final link.
+LIB_REL := $(B)/obj/libringfetch.o
+LIB_SYMS := $(B)/obj/libringfetch.syms
+
+$(LIB_REL): $(ENGINE_OBJ) $(LLHTTP_OBJ) $(B)/wolfssl.choice $(WOLFSSL_STAMP)
+	@$(if $(Q),echo "  LD -r   $@")
+	$(Q)$(LD) -r -o $@.tmp $(ENGINE_OBJ) $(LLHTTP_OBJ) \
+	    $(if $(WOLFSSL_A),--whole-archive $(WOLFSSL_A) --no-whole-archive)
+	$(Q)readelf -sW $@.tmp | awk '$$5 == "GLOBAL" && $$6 == "DEFAULT" && $$7 != "UND" && \
+	    $$8 ~ /^rf_/ { print $$8 }' | sort >$(LIB_SYMS) && test -s $(LIB_SYMS)
+	$(Q)objcopy --keep-global-symbols=$(LIB_SYMS) $@.tmp $@ && rm -f $@.tmp
+
+$(LIB_A): $(LIB_REL)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_REL)
+
+# In the build directory too, so that programs linked with -Lbuild run with
+# LD_LIBRARY_PATH=build.
+all: $(B)/$(LIB_SONAME)
+$(B)/$(LIB_SONAME): $(LIB_SO)
+	@$(if $(Q),echo "  LN      $@")
+	$(Q)ln -sfn $(notdir $(LIB_SO)) $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [LIBDIR=PREFIX/lib] installs the command, the
+# header, both libraries, ringfetch.pc and the man pages; make uninstall with the same
+# variables removes them. Both refresh the loader's cache with LDCONFIG when run by root
+# with DESTDIR empty (LDCONFIG=: skips it): /usr/local/lib is searched through that cache.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL ?= install
+LDCONFIG ?= ldconfig
+
+HEADERS := $(wildcard include/*.h)
+MAN1 := $(wildcard docs/man/*.1)
+MAN3 := $(wildcard docs/man/*.3)
+LIB_REAL := libringfetch.so.$(VERSION)
+
+# ringfetch.pc: a static link needs liburing and c-ares (their .pc files), pthread, libm
+# (wolfSSL's log() and pow()) and, with WOLFSSL=system, Debian's wolfSSL, named before
+# -lm: its wolfssl.pc does not list libm, and a static libm must come after its users.
+PC_REQUIRES := $(PKGS)
+PC_LIBS := $(if $(filter system,$(WOLFSSL)),-lwolfssl) -lpthread -lm
+# Under PREFIX, the directories are written relative to ${prefix}.
+pc_dir = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+.PHONY: install uninstall
+install: $(LIB_A) $(LIB_SO) $(BIN)
+	@$(if $(Q),echo "  INSTALL $(DESTDIR)$(PREFIX)")
+	$(Q)$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	$(Q)$(INSTALL) -m 755 $(BIN) $(DESTDIR)$(BINDIR)/ringfetch
+	$(Q)$(INSTALL) -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/
+	$(Q)$(INSTALL) -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libringfetch.a
+	$(Q)$(INSTALL) -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/$(LIB_REAL)
+	$(Q)ln -sfn $(LIB_REAL) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	$(Q)ln -sfn $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libringfetch.so
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_dir,$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(call pc_dir,$(INCLUDEDIR))|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' -e 's|@LIBS_PRIVATE@|$(strip $(PC_LIBS))|' \
+	    ringfetch.pc.in >$(B)/ringfetch.pc
+	$(Q)$(INSTALL) -m 644 $(B)/ringfetch.pc $(DESTDIR)$(PKGCONFIGDIR)/ringfetch.pc
+	$(Q)$(INSTALL) -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	$(Q)$(INSTALL) -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	$(Q)$(if $(DESTDIR),,[ "$$(id -u)" != 0 ] || $(LDCONFIG))
+
+uninstall:
+	@$(if $(Q),echo "  REMOVE  $(DESTDIR)$(PREFIX)")
+	$(Q)rm -f $(DESTDIR)$(BINDIR)/ringfetch $(HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%) \
+	    $(addprefix $(DESTDIR)$(LIBDIR)/,libringfetch.a $(LIB_REAL) $(LIB_SONAME) \
+	        libringfetch.so) \
+	    $(DESTDIR)$(PKGCONFIGDIR)/ringfetch.pc \
+	    $(MAN1:docs/man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN3:docs/man/%=$(DESTDIR)$(MANDIR)/man3/%)
+	$(Q)$(if $(DESTDIR),,[ "$$(id -u)" != 0 ] || $(LDCONFIG))
 
 -include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)
