@@ -121,14 +121,16 @@ $(LIB_SO): $(ENGINE_OBJ) $(LLHTTP_OBJ) $(B)/wolfssl.choice $(WOLFSSL_STAMP)
 	$(Q)$(CC) -shared -Wl,-z,defs -Wl,-soname,$(LIB_SONAME) $(ALL_LDFLAGS) \
 	    $(ENGINE_OBJ) $(LLHTTP_OBJ) $(SO_WOLFSSL) -o $@ $(LDLIBS)
 
-$(BIN): $(CLI_OBJ) $(LIB_INTERNAL_A)
+# The command line tool is a client of the public API: it sees include/ and its own folder
+# only, and links the archive that exports nothing but rf_*.
+$(BIN): $(CLI_OBJ) $(LIB_A)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) $(CLI_OBJ) $(LIB_INTERNAL_A) -o $@ $(LDLIBS) -lm
+	$(Q)$(CC) $(ALL_LDFLAGS) $(CLI_OBJ) $(LIB_A) -o $@ $(LDLIBS) -lm
 
 $(B)/obj/engine/cli/%.o: engine/cli/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(WARN) -c $< -o $@
+	$(Q)$(CC) -Iinclude -Iengine/cli $(ALL_CFLAGS) $(WARN) -c $< -o $@
 
 $(B)/tests/%: tests/unit/%.c $(LIB_INTERNAL_A) tests/unit/check.h tests/unit/drive.h
 	@mkdir -p $(dir $@)

@@ -15,8 +15,10 @@
 #ifndef RINGFETCH_H
 #define RINGFETCH_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,8 +69,12 @@ typedef enum rf_error {
 /* The stable short name of an error code ("ok", "invalid_url", "dns", ...). */
 RF_API const char *rf_strerror(rf_error err);
 
-/* The runtime library's version string, e.g. "0.2.0". */
+/* The runtime library's version string, e.g. "0.3.0". */
 RF_API const char *rf_version(void);
+
+/* What the library was built with: "llhttp 8.1.0, liburing, c-ares 1.18.1, wolfSSL 5.5.4
+ * source build with AES-NI" (a static string). */
+RF_API const char *rf_version_details(void);
 
 typedef struct rf_engine rf_engine;
 
@@ -173,6 +179,14 @@ typedef struct rf_stats {
 RF_API void rf_config_init(rf_config *cfg);
 
 /*
+ * Check a request the way admission will: RF_OK, RF_ERR_INVALID_URL,
+ * RF_ERR_UNSUPPORTED_SCHEME, or RF_ERR_INVALID_ARG for a method that is not an HTTP token
+ * or a header that is not one "Name: value" line (nothing a caller passes can add a line
+ * to the request). A NULL url is not checked, so method and headers can be checked alone.
+ */
+RF_API rf_error rf_check_request(const rf_request *req);
+
+/*
  * Create an engine: sets up the ring, the slots, the buffers and the result window.
  * Returns RF_OK and stores the engine in *out, or an error (nothing to free then).
  * The configuration's strings are copied; the callbacks are kept.
@@ -258,6 +272,112 @@ typedef struct rf_hist_moments {
 } rf_hist_moments;
 RF_API void rf_hist_get_moments(const rf_hist *h, rf_hist_moments *m);
 RF_API void rf_hist_add_moments(rf_hist *h, const rf_hist_moments *m);
+/*
+ * Write the percentile distribution in HdrHistogram's plain-text format (what its
+ * plotters read), values divided by unit_scale (1000.0 writes milliseconds). 0 or -EIO.
+ */
+RF_API int rf_hist_write_percentiles(const rf_hist *h, FILE *out, double unit_scale);
+
+/* ---------------------------------------------------------------------------------------
+ * Load generation: many connections to one origin, requests in a closed loop (each
+ * connection sends its next request when the last is answered, or `pipeline` at a time)
+ * or at a fixed rate (open loop: latency counts from each request's due time, so a slow
+ * server cannot hide its queueing). Threads share nothing; their results are merged.
+ * ------------------------------------------------------------------------------------- */
+
+/* One request of a run. All targets of a run share scheme, host and port. */
+typedef struct rf_bench_target {
+    const char *url;
+    const char *method;              /* NULL: GET, or POST with a body */
+    const char *const *headers;      /* "Name: value" lines without CRLF, or NULL */
+    size_t n_headers;
+    const void *body;                /* or NULL */
+    size_t body_len;
+} rf_bench_target;
+
+/* One interval of the time series (rf_bench_config.interval_ms), over all threads. */
+typedef struct rf_bench_interval {
+    double t_s;                      /* the interval's end, seconds from the measured start */
+    double length_s;                 /* interval_ms, or less for the last one */
+    uint64_t requests, errors, bytes;
+    uint64_t p50_us, p99_us, max_us; /* latencies of the responses in this interval */
+} rf_bench_interval;
+
+typedef struct rf_bench_config {
+    size_t size;                     /* sizeof(rf_bench_config): set by rf_bench_config_init() */
+    const rf_bench_target *targets;  /* used round-robin on every connection */
+    size_t n_targets;
+    unsigned connections;            /* over all threads; default 10 */
+    unsigned threads;                /* default 1; raised when the open-file limit needs it */
+    unsigned pipeline;               /* requests outstanding per connection; default 1 */
+    uint64_t duration_ms;            /* default 10000; 0 with `requests` set: until done */
+    uint64_t requests;               /* total requests; 0 = for duration_ms */
+    uint64_t warmup_ms;              /* run this long first, excluded from every figure */
+    uint64_t interval_ms;            /* time series step; default 1000 (at least 100) */
+    uint64_t timeout_ms;             /* a request unanswered this long is a timeout; 10000 */
+    uint64_t connect_timeout_ms;     /* connect and TLS handshake; 10000; 0 = none */
+    double rate;                     /* requests/s over all threads (open loop); 0 = closed */
+    uint64_t reqs_per_conn;          /* reconnect after this many; 0 = never (1 = no keep-alive) */
+    const char *const *resolve;      /* curl-style "host:port:addr[,addr...]" overrides */
+    size_t n_resolve;
+    const char *dns_server;          /* "ADDR[:PORT]" instead of resolv.conf, or NULL */
+    const char *ca_file;             /* https: trust (NULL: the system bundle) */
+    int insecure;                    /* https: no certificate or host name checks */
+    int tls_resume;                  /* https: reconnections resume a session; default 1 */
+    const char *const *source_addrs; /* local addresses connections bind to, in turn, or NULL */
+    size_t n_source_addrs;
+    double start_at;                 /* wall-clock epoch seconds to start at; 0 = at once */
+    unsigned slack_us;               /* open loop: requests due this close together leave in
+                                        one submit (at most 50; default 50; 0 = one by one) */
+    /* Set *stop nonzero (from a signal handler or any thread) to end the run early. */
+    volatile sig_atomic_t *stop;
+    /* Called from the rf_bench_run() thread at the end of each interval, or NULL. */
+    void (*on_interval)(void *userp, const rf_bench_interval *iv);
+    void *userp;
+} rf_bench_config;
+
+#define RF_BENCH_STATUS_MAX 600
+
+typedef struct rf_bench_report {
+    size_t size;                     /* set by the caller: sizeof(rf_bench_report) */
+    uint64_t requests;               /* complete responses (after the warm-up) */
+    uint64_t bytes;                  /* bytes read, headers and bodies */
+    uint64_t connects;               /* connection attempts */
+    uint64_t established;            /* attempts that connected */
+    uint64_t open_at_end;            /* connections held at the end */
+    uint64_t peak_open;              /* the most held at once (sum of per-thread peaks) */
+    uint64_t err_connect, err_read, err_write, err_timeout;
+    uint64_t non_2xx_3xx;            /* responses with status >= 400 */
+    uint64_t tls_full, tls_resumed;  /* completed handshakes (https) */
+    uint64_t status[RF_BENCH_STATUS_MAX]; /* responses by status code ([0]: other codes) */
+    double duration_s;               /* the measured part */
+    double warmup_s;
+    double start_epoch_s;            /* wall clock at the measured start */
+    double start_offset_us;          /* with start_at: actual start minus start_at */
+    double rate_achieved;            /* requests / duration_s */
+    unsigned threads, connections;
+    const rf_hist *latency;          /* µs: from the due time (rate) or the send (closed) */
+    const rf_bench_interval *intervals;
+    size_t n_intervals;
+    const uint64_t *thread_requests; /* requests answered per thread (threads entries) */
+    const char *latency_method;      /* how response times were taken (see docs/api.md) */
+    char error[256];                 /* why the run failed, or the first failed handshake */
+} rf_bench_report;
+
+/* Fill *cfg with the defaults above. */
+RF_API void rf_bench_config_init(rf_bench_config *cfg);
+
+/*
+ * Run a load test to its end (duration, request count or *stop) and fill *rep, whose
+ * `size` the caller sets. Blocks the calling thread; the load runs in threads of its own.
+ * Returns RF_OK, or before any traffic RF_ERR_INVALID_ARG (a bad configuration, or targets
+ * on different origins), RF_ERR_INVALID_URL, RF_ERR_UNSUPPORTED_SCHEME, RF_ERR_DNS,
+ * RF_ERR_TLS (the CA file cannot be loaded), RF_ERR_NOMEM or RF_ERR_SYSTEM, with the
+ * reason in rep->error. Free what the report points to with rf_bench_report_free(), also
+ * after a failure.
+ */
+RF_API rf_error rf_bench_run(const rf_bench_config *cfg, rf_bench_report *rep);
+RF_API void rf_bench_report_free(rf_bench_report *rep);
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,9 @@
 /* hist.c - the histogram's queries, merging, coordinated-omission back-fill and HDR text output. */
 #include "bench/hist.h"
 
-#include <stdlib.h>
-
-#include "ringfetch.h"
-
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HDR_TICKS_PER_HALF 5
@@ -280,10 +277,6 @@ int hist_write_hdr_percentiles(const struct hist *h, FILE *out, double unit_scal
 
 /* ---- the public rf_hist API: the same histogram behind an opaque handle ---- */
 
-struct rf_hist {
-    struct hist h;
-};
-
 rf_hist *rf_hist_create(void)
 {
     rf_hist *h = malloc(sizeof(*h));
@@ -351,4 +344,9 @@ void rf_hist_add_moments(rf_hist *h, const rf_hist_moments *m)
     h->h.max = m->max > h->h.max ? m->max : h->h.max;
     h->h.sum += (hist_u128)(m->sum > 0 ? m->sum : 0);
     h->h.sumsq += (hist_u128)(m->sumsq > 0 ? m->sumsq : 0);
+}
+
+int rf_hist_write_percentiles(const rf_hist *h, FILE *out, double unit_scale)
+{
+    return hist_write_hdr_percentiles(&h->h, out, unit_scale);
 }

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ringfetch.h"
+
 /*
  * Layout (HdrHistogram's, with 2 significant digits): values 0..255 have a counter each;
  * above that every power of two [2^k, 2^(k+1)) is cut into 128 equal sub-buckets, so a
@@ -33,6 +35,11 @@ struct hist {
     uint64_t min; /* UINT64_MAX while empty */
     uint64_t max;
     uint64_t overflow; /* values above HIST_HIGHEST_US */
+};
+
+/* The public rf_hist is this histogram behind an opaque name. */
+struct rf_hist {
+    struct hist h;
 };
 
 /* The counter index of a value in [0, HIST_HIGHEST_US]. */

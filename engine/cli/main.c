@@ -1,7 +1,6 @@
 /* main.c - the ringfetch command: subcommand dispatch and --version. */
 #include <string.h>
 #include <sys/resource.h>
-#include <wolfssl/version.h>
 
 #include "cli.h"
 #include "ringfetch.h"
@@ -34,9 +33,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-        /* RF_WOLFSSL_BUILD comes from the Makefile: which wolfSSL was linked (WOLFSSL=). */
-        printf("ringfetch %s (llhttp, liburing, c-ares, wolfSSL %s %s)\n", rf_version(),
-               LIBWOLFSSL_VERSION_STRING, RF_WOLFSSL_BUILD);
+        printf("ringfetch %s (%s)\n", rf_version(), rf_version_details());
         return 0;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -30,7 +30,7 @@ static char *trim(char *s)
 
 /* Fill t from o->line (which it cuts up). Returns 0, or -1 with the reason in err. */
 static int parse_line(struct target_strings *o, const char *const *extra, size_t n_extra,
-                      struct bench_target *t, char *err, size_t errlen)
+                      rf_bench_target *t, char *err, size_t errlen)
 {
     char *bar = strchr(o->line, '|'), *save, *method, *url, *bodyf;
     size_t nh = 0;
@@ -89,7 +89,7 @@ static int parse_line(struct target_strings *o, const char *const *extra, size_t
 
 static int grow(struct targets *ts)
 {
-    struct bench_target *t = realloc(ts->t, (ts->n + 1) * sizeof(*t));
+    rf_bench_target *t = realloc(ts->t, (ts->n + 1) * sizeof(*t));
     struct target_strings *o;
 
     if (t)

@@ -5,12 +5,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "bench/bench.h"
+#include "ringfetch.h"
 
 struct target_strings; /* what a target's pointers point into */
 
 struct targets {
-    struct bench_target *t;
+    rf_bench_target *t;
     struct target_strings *own;
     size_t n;
 };

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "proto/http1.h"
+#include "ringfetch.h"
 
 int parse_duration_ms(const char *s, uint64_t *ms)
 {
@@ -149,9 +149,19 @@ int load_data(const char *arg, char **data, size_t *len)
     return 0;
 }
 
-int valid_header(const char *h) { return http1_valid_request("GET", &h, 1); }
+int valid_header(const char *h)
+{
+    rf_request r = {.headers = &h, .n_headers = 1};
 
-int valid_method(const char *m) { return http1_valid_request(m, NULL, 0); }
+    return rf_check_request(&r) == RF_OK;
+}
+
+int valid_method(const char *m)
+{
+    rf_request r = {.method = m};
+
+    return rf_check_request(&r) == RF_OK;
+}
 
 int tls_option(int opt, const char *arg, const char **ca_file, int *insecure)
 {

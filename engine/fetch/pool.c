@@ -1,40 +1,40 @@
-/* pool.c - the slot limiter: free slots, and kept-alive connections indexed by origin. */
+/* pool.c - free fetch connections, and kept-alive ones indexed by origin. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "fetch/internal.h"
+#include "fetch/fetch.h"
 
-int pool_init(struct worker *e)
+int pool_init(struct worker *w)
 {
     uint32_t nb = 1;
 
-    while (nb < e->nconns * 2)
+    while (nb < w->nconns * 2)
         nb <<= 1;
-    e->idle_buckets = malloc(nb * sizeof(*e->idle_buckets));
-    if (!e->idle_buckets)
+    w->idle_buckets = malloc(nb * sizeof(*w->idle_buckets));
+    if (!w->idle_buckets)
         return -RF_ERR_NOMEM;
-    e->bucket_mask = nb - 1;
+    w->bucket_mask = nb - 1;
     for (uint32_t i = 0; i < nb; i++)
-        list_init(&e->idle_buckets[i]);
-    list_init(&e->free_list);
-    list_init(&e->idle_lru);
+        list_init(&w->idle_buckets[i]);
+    list_init(&w->free_list);
+    list_init(&w->idle_lru);
     /* pool_take() takes from the front: slot 0 first, low slots, low descriptor indexes. */
-    for (uint32_t i = 0; i < e->nconns; i++) {
-        struct conn *c = &e->conns[i];
+    for (uint32_t i = 0; i < w->nconns; i++) {
+        struct fconn *f = &w->fc[i];
 
-        list_init(&c->pool);
-        list_init(&c->lru);
-        list_init(&c->timer);
-        list_init(&c->ctimer);
-        list_add_tail(&e->free_list, &c->pool);
+        list_init(&f->pool);
+        list_init(&f->lru);
+        dq_node_init(&f->deadline);
+        dq_node_init(&f->backoff);
+        list_add_tail(&w->free_list, &f->pool);
     }
     return 0;
 }
 
-void pool_free(struct worker *e)
+void pool_free(struct worker *w)
 {
-    free(e->idle_buckets);
-    e->idle_buckets = NULL;
+    free(w->idle_buckets);
+    w->idle_buckets = NULL;
 }
 
 /* FNV-1a over the origin; the host arrives lower-cased. */
@@ -50,11 +50,11 @@ uint32_t origin_hash(uint8_t scheme, const char *host, uint32_t len, uint16_t po
     return h;
 }
 
-static int same_origin(const struct conn *c, uint8_t scheme, const char *host, uint32_t len,
+static int same_origin(const struct fconn *f, uint8_t scheme, const char *host, uint32_t len,
                        uint16_t port)
 {
-    return c->scheme == scheme && c->port == port && c->host_len == len &&
-           memcmp(c->host, host, len) == 0;
+    return f->scheme == scheme && f->port == port && f->host_len == len &&
+           memcmp(f->host, host, len) == 0;
 }
 
 /*
@@ -62,40 +62,40 @@ static int same_origin(const struct conn *c, uint8_t scheme, const char *host, u
  * (returned in state C_IDLE), else a free slot, else the least recently used idle
  * connection of another origin, closed first. NULL only when every slot has a job.
  */
-struct conn *pool_take(struct worker *e, uint8_t scheme, const char *host, uint32_t len,
+struct fconn *pool_take(struct worker *w, uint8_t scheme, const char *host, uint32_t len,
                        uint16_t port, uint32_t hash)
 {
-    struct list *b = &e->idle_buckets[hash & e->bucket_mask];
-    struct conn *c;
+    struct list *b = &w->idle_buckets[hash & w->bucket_mask];
+    struct fconn *f;
 
     for (struct list *n = b->next; n != b; n = n->next) {
-        c = list_entry(n, struct conn, pool);
-        if (c->origin_hash == hash && same_origin(c, scheme, host, len, port)) {
-            list_del(&c->pool);
-            list_del(&c->lru);
-            return c;
+        f = list_entry(n, struct fconn, pool);
+        if (f->origin_hash == hash && same_origin(f, scheme, host, len, port)) {
+            list_del(&f->pool);
+            list_del(&f->lru);
+            return f;
         }
     }
-    if (list_empty(&e->free_list) && !list_empty(&e->idle_lru)) {
-        c = list_entry(e->idle_lru.next, struct conn, lru);
-        conn_close(e, c); /* puts it on the free list */
+    if (list_empty(&w->free_list) && !list_empty(&w->idle_lru)) {
+        f = list_entry(w->idle_lru.next, struct fconn, lru);
+        fconn_close(w, f); /* puts it on the free list */
     }
-    if (list_empty(&e->free_list))
+    if (list_empty(&w->free_list))
         return NULL;
-    c = list_entry(e->free_list.next, struct conn, pool);
-    list_del(&c->pool);
-    return c;
+    f = list_entry(w->free_list.next, struct fconn, pool);
+    list_del(&f->pool);
+    return f;
 }
 
-void pool_put_idle(struct worker *e, struct conn *c)
+void pool_put_idle(struct worker *w, struct fconn *f)
 {
-    list_add_tail(&e->idle_buckets[c->origin_hash & e->bucket_mask], &c->pool);
-    list_add_tail(&e->idle_lru, &c->lru);
+    list_add_tail(&w->idle_buckets[f->origin_hash & w->bucket_mask], &f->pool);
+    list_add_tail(&w->idle_lru, &f->lru);
 }
 
-void pool_put_free(struct worker *e, struct conn *c)
+void pool_put_free(struct worker *w, struct fconn *f)
 {
-    list_del(&c->pool);
-    list_del(&c->lru);
-    list_add_tail(&e->free_list, &c->pool);
+    list_del(&f->pool);
+    list_del(&f->lru);
+    list_add_tail(&w->free_list, &f->pool);
 }

@@ -41,8 +41,7 @@ struct entry {
     uint8_t state;
     uint8_t permanent;          /* from the hosts file: never expires or evicted */
     uint64_t expires_ms;
-    struct sockaddr_storage addr; /* port 0 */
-    socklen_t addrlen;
+    struct rf_addrs *addrs;     /* E_OK: the answer (the entry holds a reference) */
     struct waiter *waiters;     /* lookups waiting for the query, while E_PENDING */
     uint32_t nwaiters, capwaiters;
     char name[];
@@ -51,8 +50,7 @@ struct entry {
 struct override {
     char *host;
     uint16_t port;              /* 0 matches any port */
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
+    struct rf_addrs *addrs;
 };
 
 /* A socket c-ares asked us to watch, and the ring poll watching it. */
@@ -96,37 +94,6 @@ static uint32_t name_hash(const char *s, size_t len)
     return h;
 }
 
-/* Parse an IPv4 or IPv6 literal (NUL-terminated, IPv6 without brackets) into sa, port 0. */
-static int parse_ip(const char *s, struct sockaddr_storage *sa, socklen_t *len)
-{
-    struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
-
-    memset(sa, 0, sizeof(*sa));
-    if (inet_pton(AF_INET, s, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        *len = sizeof(*v4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, s, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        *len = sizeof(*v6);
-        return 0;
-    }
-    return -1;
-}
-
-static void copy_with_port(struct sockaddr_storage *out, socklen_t *outlen,
-                           const struct sockaddr_storage *in, socklen_t inlen, uint16_t port)
-{
-    memcpy(out, in, inlen);
-    *outlen = inlen;
-    if (out->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)out)->sin6_port = htons(port);
-    else
-        ((struct sockaddr_in *)out)->sin_port = htons(port);
-}
-
 /* ---- cache ---- */
 
 static struct entry *cache_find(struct rf_dns *d, const char *name, size_t len, uint32_t h)
@@ -150,6 +117,7 @@ static void cache_remove(struct rf_dns *d, struct entry *victim)
         d->ncached--;
     }
     free(victim->waiters);
+    addrs_release(victim->addrs);
     free(victim);
 }
 
@@ -236,8 +204,9 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
         tracker_arm(d, i);
 }
 
-void dns_handle_cqe(struct rf_dns *d, const struct io_uring_cqe *cqe)
+static void on_poll(void *ctx, struct io_uring_cqe *cqe)
 {
+    struct rf_dns *d = ctx;
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     unsigned i = ud_idx(ud);
     struct tracker *t;
@@ -261,8 +230,10 @@ void dns_handle_cqe(struct rf_dns *d, const struct io_uring_cqe *cqe)
         tracker_arm(d, i);
 }
 
-int dns_timeout_ms(struct rf_dns *d)
+/* The ring timer: c-ares's next retransmit or timeout, as an absolute ring time. */
+static int64_t timer_next(void *ctx)
 {
+    struct rf_dns *d = ctx;
     struct timeval tv, *tvp;
 
     if (!d->queries)
@@ -270,48 +241,69 @@ int dns_timeout_ms(struct rf_dns *d)
     tvp = ares_timeout(d->channel, NULL, &tv);
     if (!tvp)
         return -1;
-    return (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000);
+    return (int64_t)d->ring->now + (int64_t)tvp->tv_sec * 1000000 + tvp->tv_usec;
 }
 
-void dns_tick(struct rf_dns *d)
+static void timer_fire(void *ctx, uint64_t now)
 {
+    struct rf_dns *d = ctx;
+
+    (void)now;
     ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 }
 
 /* ---- queries ---- */
 
-/* Prefer IPv4: loopback and most test targets listen there; IPv6 when it is all there is. */
-static const struct ares_addrinfo_node *pick(const struct ares_addrinfo *res)
+/* Every address of the answer, families interleaved (addrs.h), or NULL. */
+static struct rf_addrs *answer_list(const struct ares_addrinfo *res, uint64_t *ttl_s)
 {
-    const struct ares_addrinfo_node *n, *v6 = NULL;
+    const struct ares_addrinfo_node *n;
+    struct rf_addrs *l;
+    uint32_t k = 0;
+    int ttl = -1;
 
-    for (n = res ? res->nodes : NULL; n; n = n->ai_next) {
-        if (n->ai_family == AF_INET && n->ai_addrlen >= sizeof(struct sockaddr_in))
-            return n;
-        if (!v6 && n->ai_family == AF_INET6 && n->ai_addrlen >= sizeof(struct sockaddr_in6))
-            v6 = n;
+    for (n = res ? res->nodes : NULL; n; n = n->ai_next)
+        k++;
+    if (!k || !(l = addrs_new(k < RF_ADDRS_MAX ? k : RF_ADDRS_MAX)))
+        return NULL;
+    for (n = res->nodes; n && l->n < RF_ADDRS_MAX; n = n->ai_next) {
+        struct rf_sockaddr *a = &l->a[l->n];
+
+        if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
+            n->ai_addrlen > sizeof(a->u))
+            continue;
+        memcpy(&a->u, n->ai_addr, n->ai_addrlen);
+        a->len = n->ai_addrlen;
+        addr_set_port(a, 0);
+        l->n++;
+        if (ttl < 0 || n->ai_ttl < ttl)
+            ttl = n->ai_ttl;
     }
-    return v6;
+    if (!l->n) {
+        addrs_release(l);
+        return NULL;
+    }
+    addrs_interleave(l);
+    *ttl_s = ttl > 0 ? (uint64_t)ttl : 1;
+    return l;
 }
 
 static void deliver(struct rf_dns *d, struct entry *e)
 {
     struct waiter *w = e->waiters;
     uint32_t n = e->nwaiters;
-    struct sockaddr_storage sa;
-    socklen_t salen;
+    const struct rf_addrs *l = e->state == E_OK ? addrs_hold(e->addrs) : NULL;
 
-    /* Detach first: a done() callback may start a lookup of this very host. */
+    /* Detach first: a done() callback may start a lookup of this very host, or evict it. */
     e->waiters = NULL;
     e->nwaiters = e->capwaiters = 0;
     for (uint32_t k = 0; k < n; k++) {
-        if (e->state == E_OK) {
-            copy_with_port(&sa, &salen, &e->addr, e->addrlen, w[k].port);
-            d->done(d->ctx, w[k].cookie, 0, (struct sockaddr *)&sa, salen);
-        } else {
-            d->done(d->ctx, w[k].cookie, -RF_ERR_DNS, NULL, 0);
-        }
+        if (l)
+            d->done(d->ctx, w[k].cookie, 0, addrs_hold(l));
+        else
+            d->done(d->ctx, w[k].cookie, -RF_ERR_DNS, NULL);
     }
+    addrs_release(l);
     free(w);
 }
 
@@ -319,23 +311,14 @@ static void query_done(void *arg, int status, int timeouts, struct ares_addrinfo
 {
     struct entry *e = arg;
     struct rf_dns *d = e->dns;
-    const struct ares_addrinfo_node *n = status == ARES_SUCCESS ? pick(res) : NULL;
     uint64_t ttl_s = DNS_NEG_TTL_S;
 
     (void)timeouts;
     d->queries--;
-    if (n) {
-        memset(&e->addr, 0, sizeof(e->addr));
-        memcpy(&e->addr, n->ai_addr, n->ai_addrlen);
-        e->addrlen = n->ai_addrlen;
-        ((struct sockaddr_in *)&e->addr)->sin_port = 0; /* same offset in sockaddr_in6 */
-        e->state = E_OK;
-        ttl_s = n->ai_ttl > 0 ? (uint64_t)n->ai_ttl : 1;
-        if (ttl_s > DNS_TTL_MAX_S)
-            ttl_s = DNS_TTL_MAX_S;
-    } else {
-        e->state = E_FAILED;
-    }
+    e->addrs = status == ARES_SUCCESS ? answer_list(res, &ttl_s) : NULL;
+    e->state = e->addrs ? E_OK : E_FAILED;
+    if (ttl_s > DNS_TTL_MAX_S)
+        ttl_s = DNS_TTL_MAX_S;
     if (res)
         ares_freeaddrinfo(res);
     e->expires_ms = now_ms() + ttl_s * 1000;
@@ -360,20 +343,37 @@ static int add_waiter(struct entry *e, uint64_t cookie, uint16_t port)
     return 1;
 }
 
-static int answer(const struct entry *e, uint16_t port, struct sockaddr_storage *out,
-                  socklen_t *outlen)
+static int answer(const struct entry *e, const struct rf_addrs **out)
 {
     if (e->state != E_OK)
         return -RF_ERR_DNS;
-    copy_with_port(out, outlen, &e->addr, e->addrlen, port);
+    *out = addrs_hold(e->addrs);
     return 0;
 }
 
+/* An IP literal is its own answer, cached like one so repeats allocate nothing. */
+static int literal(struct rf_dns *d, const char *name, size_t len, uint32_t h,
+                   const struct rf_sockaddr *sa, const struct rf_addrs **out)
+{
+    struct entry *e = cache_insert(d, name, len, h);
+
+    if (!e || !(e->addrs = addrs_new(1)))
+        return -RF_ERR_DNS;
+    e->addrs->a[0] = *sa;
+    e->addrs->n = 1;
+    e->state = E_OK;
+    e->expires_ms = UINT64_MAX;
+    list_add_tail(&d->age, &e->age);
+    d->ncached++;
+    return answer(e, out);
+}
+
 int dns_lookup(struct rf_dns *d, const char *host, size_t len, uint16_t port,
-               struct sockaddr_storage *out, socklen_t *outlen, uint64_t cookie)
+               const struct rf_addrs **out, uint64_t cookie)
 {
     char name[DNS_NAME_MAX + 1];
     struct ares_addrinfo_hints hints;
+    struct rf_sockaddr sa;
     struct entry *e;
     uint32_t h;
 
@@ -383,20 +383,18 @@ int dns_lookup(struct rf_dns *d, const char *host, size_t len, uint16_t port,
     for (size_t i = 0; i < len; i++)
         name[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32 : host[i]);
     name[len] = '\0';
-    if (parse_ip(name, out, outlen) == 0) {
-        copy_with_port(out, outlen, out, *outlen, port);
-        return 0;
-    }
     for (size_t i = 0; i < d->noverrides; i++) {
         const struct override *o = &d->overrides[i];
 
         if ((o->port == 0 || o->port == port) && strcasecmp(o->host, name) == 0) {
-            copy_with_port(out, outlen, &o->addr, o->addrlen, port);
+            *out = addrs_hold(o->addrs);
             return 0;
         }
     }
     h = name_hash(name, len);
     e = cache_find(d, name, len, h);
+    if (!e && addr_parse(name, &sa) == 0)
+        return literal(d, name, len, h, &sa, out);
     if (e && e->state != E_PENDING && !e->permanent && e->expires_ms <= now_ms()) {
         cache_remove(d, e);
         e = NULL;
@@ -404,7 +402,7 @@ int dns_lookup(struct rf_dns *d, const char *host, size_t len, uint16_t port,
     if (e) {
         if (e->state == E_PENDING)
             return add_waiter(e, cookie, port);
-        return answer(e, port, out, outlen);
+        return answer(e, out);
     }
     e = cache_insert(d, name, len, h);
     if (!e)
@@ -419,18 +417,22 @@ int dns_lookup(struct rf_dns *d, const char *host, size_t len, uint16_t port,
     /* c-ares may have answered (or failed) already, inside the call. */
     if (e->state == E_PENDING)
         return add_waiter(e, cookie, port);
-    return answer(e, port, out, outlen);
+    return answer(e, out);
 }
 
 /* ---- setup ---- */
 
-/* "host:port:addr" as curl's --resolve; addr may be bracketed; of a list, the first. */
+/*
+ * "host:port:addr[,addr...]" as curl's --resolve; each addr may be bracketed. The addresses
+ * are tried in the order given.
+ */
 static int parse_override(const char *s, struct override *o)
 {
     const char *c1, *c2;
     char addr[INET6_ADDRSTRLEN + 2], *end;
     size_t alen;
     long port;
+    uint32_t n = 1;
 
     s = s[0] == '+' ? s + 1 : s; /* curl's "+host" (time-limited entry) means the same here */
     c1 = strchr(s, ':');
@@ -444,18 +446,28 @@ static int parse_override(const char *s, struct override *o)
         if (end != c2 || port < 1 || port > 65535)
             return -1;
     }
-    c2++;
-    alen = strcspn(c2, ",");
-    if (alen >= 2 && c2[0] == '[' && c2[alen - 1] == ']') {
-        c2++;
-        alen -= 2;
+    for (const char *p = ++c2; *p; p++)
+        n += *p == ',';
+    if (n > RF_ADDRS_MAX || !(o->addrs = addrs_new(n)))
+        return -1;
+    for (;;) {
+        const char *a = c2;
+
+        alen = strcspn(c2, ",");
+        if (alen >= 2 && a[0] == '[' && a[alen - 1] == ']') {
+            a++;
+            alen -= 2;
+        }
+        if (alen == 0 || alen >= sizeof(addr))
+            return -1;
+        memcpy(addr, a, alen);
+        addr[alen] = '\0';
+        if (addr_parse(addr, &o->addrs->a[o->addrs->n++]))
+            return -1;
+        c2 += strcspn(c2, ",");
+        if (!*c2++)
+            break;
     }
-    if (alen == 0 || alen >= sizeof(addr))
-        return -1;
-    memcpy(addr, c2, alen);
-    addr[alen] = '\0';
-    if (parse_ip(addr, &o->addr, &o->addrlen))
-        return -1;
     o->host = strndup(s, (size_t)(c1 - s));
     o->port = (uint16_t)port;
     return o->host ? 0 : -1;
@@ -469,8 +481,7 @@ static int parse_override(const char *s, struct override *o)
 static int check_servers(const char *s)
 {
     char addr[INET6_ADDRSTRLEN + 2];
-    struct sockaddr_storage sa;
-    socklen_t salen;
+    struct rf_sockaddr sa;
 
     for (;;) {
         size_t n = strcspn(s, ","), alen = n;
@@ -492,7 +503,7 @@ static int check_servers(const char *s)
             return -1;
         memcpy(addr, a, alen);
         addr[alen] = '\0';
-        if (parse_ip(addr, &sa, &salen))
+        if (addr_parse(addr, &sa))
             return -1;
         if (port) {
             size_t plen = (size_t)(s + n - port);
@@ -511,8 +522,7 @@ static int check_servers(const char *s)
     }
 }
 
-static void add_host(struct rf_dns *d, const char *name, const struct sockaddr_storage *sa,
-                     socklen_t salen)
+static void add_host(struct rf_dns *d, const char *name, const struct rf_sockaddr *sa)
 {
     size_t len = strlen(name);
     char lc[DNS_NAME_MAX + 1];
@@ -527,15 +537,17 @@ static void add_host(struct rf_dns *d, const char *name, const struct sockaddr_s
     if (cache_find(d, lc, len, h))
         return; /* the first line naming a host wins, as in glibc */
     e = calloc(1, sizeof(*e) + len + 1);
-    if (!e)
+    if (!e || !(e->addrs = addrs_new(1))) {
+        free(e);
         return;
+    }
     memcpy(e->name, lc, len);
     e->dns = d;
     e->state = E_OK;
     e->permanent = 1;
     list_init(&e->age);
-    memcpy(&e->addr, sa, salen);
-    e->addrlen = salen;
+    e->addrs->a[0] = *sa;
+    e->addrs->n = 1;
     e->next = d->buckets[h & (DNS_BUCKETS - 1)];
     d->buckets[h & (DNS_BUCKETS - 1)] = e;
 }
@@ -544,23 +556,22 @@ static void load_hosts(struct rf_dns *d, const char *path)
 {
     FILE *f = fopen(path, "re");
     char line[1024], *save, *tok;
-    struct sockaddr_storage sa;
-    socklen_t salen;
+    struct rf_sockaddr sa;
 
     if (f) {
         while (fgets(line, sizeof(line), f)) {
             line[strcspn(line, "#\n")] = '\0';
             tok = strtok_r(line, " \t\r", &save);
-            if (!tok || parse_ip(tok, &sa, &salen))
+            if (!tok || addr_parse(tok, &sa))
                 continue;
             while ((tok = strtok_r(NULL, " \t\r", &save)))
-                add_host(d, tok, &sa, salen);
+                add_host(d, tok, &sa);
         }
         fclose(f);
     }
     /* RFC 6761: localhost is loopback even when the hosts file forgets it. */
-    parse_ip("127.0.0.1", &sa, &salen);
-    add_host(d, "localhost", &sa, salen);
+    addr_parse("127.0.0.1", &sa);
+    add_host(d, "localhost", &sa);
 }
 
 int dns_create(struct rf_dns **out, struct rf_ring *ring, const struct rf_dns_config *cfg,
@@ -577,11 +588,14 @@ int dns_create(struct rf_dns **out, struct rf_ring *ring, const struct rf_dns_co
     d->done = done;
     d->ctx = ctx;
     list_init(&d->age);
+    ring_on(ring, OP_DNS_POLL, on_poll, d);
+    ring_add_timer(ring, &(struct ring_timer){timer_next, timer_fire, d});
     if (cfg->n_resolve) {
         d->overrides = calloc(cfg->n_resolve, sizeof(*d->overrides));
         if (!d->overrides)
             goto fail;
-        for (size_t i = 0; i < cfg->n_resolve; i++, d->noverrides++) {
+        for (size_t i = 0; i < cfg->n_resolve; i++) {
+            d->noverrides++; /* counted first: dns_destroy() frees a half-parsed one */
             if (parse_override(cfg->resolve[i], &d->overrides[i])) {
                 ret = -RF_ERR_INVALID_ARG;
                 goto fail;
@@ -626,12 +640,15 @@ void dns_destroy(struct rf_dns *d)
             struct entry *e = d->buckets[b];
 
             d->buckets[b] = e->next;
+            addrs_release(e->addrs);
             free(e->waiters);
             free(e);
         }
     }
-    for (size_t i = 0; i < d->noverrides; i++)
+    for (size_t i = 0; i < d->noverrides; i++) {
         free(d->overrides[i].host);
+        addrs_release(d->overrides[i].addrs);
+    }
     free(d->overrides);
     free(d->trackers);
     free(d);

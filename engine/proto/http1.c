@@ -1,15 +1,9 @@
-/* http1.c - HTTP/1.1 on the wire: the request writer and the llhttp response callbacks. */
+/* http1.c - HTTP/1.1 on the wire: the request writer and the one response path. */
+#include "proto/http1.h"
+
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
-
-#include "fetch/internal.h"
-
-static struct wentry *job_entry(struct conn *c)
-{
-    return window_at(&c->wk->eng->win, c->job);
-}
-
-
 
 struct wbuf {
     char *p;
@@ -102,156 +96,69 @@ int http1_format_request(char *buf, uint32_t cap, const struct http1_req *r)
     return b.overflow ? -RF_ERR_TOO_LARGE : (int)b.len;
 }
 
-/* The job's request head, written into the slot's send buffer. */
-int http1_write_request(struct worker *e, struct conn *c, const struct wentry *w,
-                        const struct rf_url *u, const char *url)
-{
-    struct http1_req r = {
-        .method = w->method, .url = url, .u = u,
-        .headers = w->headers, .n_headers = w->n_headers,
-        .has_body = w->body != NULL, .body_len = w->body_len,
-        .ua_line = e->eng->ua_line, .ua_len = e->eng->ua_len,
-        .close = !e->eng->cfg.keepalive,
-    };
-    int len = http1_format_request(c->sbuf, CONN_SBUF, &r);
+/* ---- responses ---- */
 
-    if (len < 0)
-        return len;
-    c->slen = (uint32_t)len;
-    c->soff = 0;
-    c->body_off = 0;
-    c->is_head = strcmp(w->method, "HEAD") == 0;
-    return 0;
+static struct http1_resp *resp_of(llhttp_t *p) { return p->data; }
+
+static int failed(struct http1_resp *r, rf_error err)
+{
+    r->fail = (uint8_t)err;
+    return -1;
 }
 
-void http1_begin_response(struct worker *e, struct conn *c)
+/* Header bytes are capped so a hostile server cannot make anything grow without bound. */
+static int count_header_bytes(struct http1_resp *r, size_t len)
 {
-    llhttp_init(&c->parser, HTTP_RESPONSE, &e->eng->settings);
-    c->parser.data = c;
-    c->hdr_bytes = 0;
-    c->hname_len = 0;
-    c->hcap = H_NONE;
-    c->hval_open = 0;
-    c->msg_done = 0;
-    c->fail = RF_OK;
-}
-
-static struct conn *conn_of(llhttp_t *p) { return p->data; }
-
-/* Header bytes are capped so a hostile server cannot grow anything without bound. */
-static int count_header_bytes(struct conn *c, size_t len)
-{
-    c->hdr_bytes += (uint32_t)len;
-    if (c->hdr_bytes > c->wk->eng->cfg.max_header_bytes || len > UINT32_MAX / 2) {
-        c->fail = RF_ERR_TOO_LARGE;
-        return -1;
-    }
-    return 0;
+    r->hdr_bytes += (uint32_t)(len < UINT32_MAX / 2 ? len : UINT32_MAX / 2);
+    return r->hdr_bytes > r->max_hdr ? failed(r, RF_ERR_TOO_LARGE) : 0;
 }
 
 static int on_status(llhttp_t *p, const char *at, size_t len)
 {
     (void)at;
-    return count_header_bytes(conn_of(p), len);
+    return count_header_bytes(resp_of(p), len);
+}
+
+static int piece(llhttp_t *p, enum http1_piece kind, const char *at, size_t len)
+{
+    struct http1_resp *r = resp_of(p);
+    rf_error err;
+
+    /* ": " and CRLF are counted once per line, at its end, however the line was split. */
+    if (count_header_bytes(r, kind == HTTP1_END ? 4 : len))
+        return -1;
+    if (r->sink && (err = r->sink->piece(r->ctx, kind, at, len)) != RF_OK)
+        return failed(r, err);
+    return 0;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-    struct conn *c = conn_of(p);
-
-    if (count_header_bytes(c, len)) /* ": " and CRLF are counted once, at its end */
-        return -1;
-    if (len < (size_t)(CONN_HNAME - c->hname_len)) {
-        memcpy(c->hname + c->hname_len, at, len);
-        c->hname_len += (uint8_t)len;
-    } else {
-        c->hname_len = CONN_HNAME; /* too long to be one we capture */
-    }
-    return 0;
-}
-
-static int on_header_field_complete(llhttp_t *p)
-{
-    static const struct {
-        const char *name;
-        uint8_t len, cap;
-    } wanted[] = {
-        {"location", 8, H_LOCATION},
-        {"content-type", 12, H_CTYPE},
-        {"server", 6, H_SERVER},
-    };
-    struct conn *c = conn_of(p);
-
-    if (count_header_bytes(c, 4)) /* ": " and CRLF, once however the name was split */
-        return -1;
-    c->hcap = H_NONE;
-    for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
-        if (c->hname_len == wanted[i].len && strncasecmp(c->hname, wanted[i].name, c->hname_len) == 0)
-            c->hcap = wanted[i].cap;
-    c->hname_len = 0;
-    c->hval_open = 0;
-    return 0;
-}
-
-static uint32_t *capture_slot(struct wentry *w, uint8_t cap)
-{
-    switch ((enum hdr_capture)cap) {
-    case H_LOCATION:
-        return &w->loc;
-    case H_CTYPE:
-        return &w->ctype;
-    case H_SERVER:
-        return &w->server;
-    case H_CLEN:
-    case H_NONE:
-        break;
-    }
-    return NULL;
+    return piece(p, HTTP1_NAME, at, len);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-    struct conn *c = conn_of(p);
-    uint32_t *off;
-
-    if (count_header_bytes(c, len))
-        return -1;
-    off = capture_slot(job_entry(c), c->hcap);
-    if (!off)
-        return 0;
-    if (c->hval_open) {
-        wentry_extend(job_entry(c), at, (uint32_t)len);
-    } else if (*off == W_NONE) { /* the first of repeated headers wins */
-        *off = wentry_append(job_entry(c), at, (uint32_t)len);
-        c->hval_open = 1;
-    }
-    return 0;
+    return piece(p, HTTP1_VALUE, at, len);
 }
 
-static int on_header_value_complete(llhttp_t *p)
-{
-    conn_of(p)->hval_open = 0;
-    return 0;
-}
+static int on_header_value_complete(llhttp_t *p) { return piece(p, HTTP1_END, NULL, 0); }
 
 static int on_headers_complete(llhttp_t *p)
 {
-    struct conn *c = conn_of(p);
-    struct wentry *w = job_entry(c);
+    struct http1_resp *r = resp_of(p);
+    rf_error err;
 
-    w->status = p->status_code;
     /* llhttp takes any 1-3 digits and any 64-bit length; a status under 100 would read as
      * "no status" and a length over INT64_MAX as negative, so both are protocol errors. */
     if (p->status_code < 100 ||
-        ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX)) {
-        c->fail = RF_ERR_PROTOCOL;
-        return -1;
-    }
-    if (p->flags & F_CONTENT_LENGTH)
-        w->content_length = (int64_t)p->content_length;
+        ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)INT64_MAX))
+        return failed(r, RF_ERR_PROTOCOL);
+    if (r->sink && (err = r->sink->headers_done(r->ctx, r)) != RF_OK)
+        return failed(r, err);
     /* 1: no body whatever the headers say (RFC 9112 6.3): the response to HEAD, and 1xx,
      * 204 and 304 (a 304 may carry the Content-Length of the representation). */
-    if (c->is_head || p->status_code / 100 == 1 || p->status_code == 204 ||
+    if (r->is_head || p->status_code / 100 == 1 || p->status_code == 204 ||
         p->status_code == 304)
         return 1;
     return 0;
@@ -259,53 +166,92 @@ static int on_headers_complete(llhttp_t *p)
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-    struct conn *c = conn_of(p);
-    struct wentry *w = job_entry(c);
-    const rf_config *cfg = &c->wk->eng->cfg;
+    struct http1_resp *r = resp_of(p);
+    rf_error err;
 
-    w->body_bytes += len;
-    /* Keep before the cap check: the kept bytes are the first min(body_bytes, keep_body)
-     * even when this piece ends the request, whatever the read sizes were. */
-    if (w->kept_len < cfg->keep_body) {
-        uint32_t n = (uint32_t)(len < cfg->keep_body - w->kept_len ? len : cfg->keep_body - w->kept_len);
-
-        if (w->kept == W_NONE)
-            w->kept = wentry_append(w, at, n);
-        else
-            wentry_extend(w, at, n);
-        if (w->kept != W_NONE)
-            w->kept_len += n;
-    }
-    if (cfg->max_body && w->body_bytes > cfg->max_body) {
-        c->fail = RF_ERR_TOO_LARGE;
-        return -1;
-    }
+    if (r->sink && (err = r->sink->body(r->ctx, at, len)) != RF_OK)
+        return failed(r, err);
     return 0;
 }
 
 static int on_message_complete(llhttp_t *p)
 {
-    struct conn *c = conn_of(p);
+    struct http1_resp *r = resp_of(p);
 
-    /* An interim 1xx response (except 101) is followed by the real one: start over. */
+    /* An interim 1xx response (except 101, which is final) is followed by the real one. */
     if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101) {
-        wentry_reset_response(job_entry(c));
-        c->hdr_bytes = 0;
+        if (r->sink)
+            r->sink->restart(r->ctx);
+        r->hdr_bytes = 0;
         return 0;
     }
-    c->msg_done = 1;
+    r->done = 1;
     return HPE_PAUSED;
 }
 
-void http1_settings(llhttp_settings_t *s)
+static llhttp_settings_t settings;
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+static void settings_init(void)
 {
-    llhttp_settings_init(s);
-    s->on_status = on_status;
-    s->on_header_field = on_header_field;
-    s->on_header_field_complete = on_header_field_complete;
-    s->on_header_value = on_header_value;
-    s->on_header_value_complete = on_header_value_complete;
-    s->on_headers_complete = on_headers_complete;
-    s->on_body = on_body;
-    s->on_message_complete = on_message_complete;
+    llhttp_settings_init(&settings);
+    settings.on_status = on_status;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_header_value_complete = on_header_value_complete;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+}
+
+void http1_resp_init(struct http1_resp *r, const struct http1_sink *sink, void *ctx,
+                     uint32_t max_hdr)
+{
+    pthread_once(&settings_once, settings_init);
+    llhttp_init(&r->parser, HTTP_RESPONSE, &settings);
+    r->parser.data = r;
+    r->sink = sink;
+    r->ctx = ctx;
+    r->max_hdr = max_hdr;
+    r->hdr_bytes = 0;
+    r->done = r->is_head = 0;
+    r->fail = RF_OK;
+}
+
+void http1_resp_next(struct http1_resp *r, int is_head)
+{
+    if (r->done)
+        llhttp_resume(&r->parser);
+    r->is_head = (uint8_t)is_head;
+    r->hdr_bytes = 0;
+    r->done = 0;
+    r->fail = RF_OK;
+}
+
+int http1_resp_feed(struct http1_resp *r, const char *p, size_t n, size_t *used)
+{
+    llhttp_errno_t err = llhttp_execute(&r->parser, p, n);
+
+    if (err == HPE_OK) {
+        *used = n;
+        return HTTP1_MORE;
+    }
+    if (err == HPE_PAUSED && r->done) {
+        *used = (size_t)(llhttp_get_error_pos(&r->parser) - p);
+        return HTTP1_DONE;
+    }
+    if (r->fail == RF_OK)
+        r->fail = RF_ERR_PROTOCOL;
+    return HTTP1_ERROR;
+}
+
+int http1_resp_eof(struct http1_resp *r)
+{
+    if (!r->done)
+        llhttp_finish(&r->parser); /* completes a body delimited by the close */
+    if (r->done)
+        return HTTP1_DONE;
+    if (r->fail == RF_OK)
+        r->fail = RF_ERR_CLOSED;
+    return HTTP1_ERROR;
 }

@@ -7,6 +7,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/version.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 
@@ -357,3 +358,6 @@ void tls_cache_put(struct tls_cache *c, uint32_t hash, const char *host, uint16_
     s->host = copy;
     s->sess = sess;
 }
+
+/* RF_WOLFSSL_BUILD comes from the Makefile: which wolfSSL was linked (WOLFSSL=). */
+const char *tls_library(void) { return "wolfSSL " LIBWOLFSSL_VERSION_STRING " " RF_WOLFSSL_BUILD; }

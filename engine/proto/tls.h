@@ -20,6 +20,9 @@ struct tls_opts {
     int insecure;            /* no certificate or host name check */
 };
 
+/* The TLS library and how it was built, for version strings. */
+const char *tls_library(void);
+
 #define TLS_DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 /* Create the shared context. Returns 0, or -1 with a message in err. */

@@ -1,14 +1,17 @@
-/* ring.c - ring setup with the best flags the kernel takes, a never-NULL get_sqe, buffer ring. */
+/* ring.c - ring setup with the best flags the kernel takes, a never-NULL get_sqe, buffer
+ * ring, direct descriptors, completion dispatch and the turn's one wait. */
 #include "ring/ring.h"
-#include "ring/udata.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "ring/clock.h"
 
 /*
  * SINGLE_ISSUER|DEFER_TASKRUN (6.1) runs completion work only when this thread waits,
@@ -82,6 +85,22 @@ fail:
     return ret;
 }
 
+static void on_close(void *ctx, struct io_uring_cqe *cqe)
+{
+    struct rf_ring *r = ctx;
+    uint32_t fidx = ud_idx(io_uring_cqe_get_data64(cqe));
+
+    /* Closed (or never opened: -EBADF): either way nothing can use the index any more. */
+    if (fidx < r->nfiles)
+        r->free_files[r->nfree_files++] = fidx;
+}
+
+static void on_ignore(void *ctx, struct io_uring_cqe *cqe)
+{
+    (void)ctx;
+    (void)cqe;
+}
+
 int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbufs,
               unsigned buf_size, unsigned flags)
 {
@@ -101,14 +120,22 @@ int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbu
     memset(r, 0, sizeof(*r));
     /* R_DISABLED: the submitter is then the thread that enables the ring, not this one. */
     ret = ring_setup(&r->uring, entries, cq,
-                     flags & RING_FOR_OTHER_THREAD ? IORING_SETUP_R_DISABLED : 0);
+                     flags & RING_LATER_THREAD ? IORING_SETUP_R_DISABLED : 0);
     if (ret)
         return ret;
+    for (unsigned op = 0; op < OP__COUNT; op++)
+        ring_on(r, (enum rf_op)op, on_ignore, r);
+    ring_on(r, OP_CLOSE, on_close, r);
     if (nfiles) {
-        ret = io_uring_register_files_sparse(&r->uring, nfiles);
+        r->free_files = malloc(nfiles * sizeof(*r->free_files));
+        ret = r->free_files ? io_uring_register_files_sparse(&r->uring, nfiles) : -ENOMEM;
         if (ret)
             goto fail;
         r->nfiles = nfiles;
+        /* Low indexes on top: the first connections take descriptors 0, 1, 2, ... */
+        for (unsigned i = 0; i < nfiles; i++)
+            r->free_files[i] = nfiles - 1 - i;
+        r->nfree_files = nfiles;
     }
     if (nbufs) {
         ret = buf_ring_setup(r, nbufs, buf_size);
@@ -117,6 +144,8 @@ int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbu
     }
     return 0;
 fail:
+    free(r->free_files);
+    r->free_files = NULL;
     io_uring_queue_exit(&r->uring);
     return ret;
 }
@@ -137,8 +166,18 @@ void ring_exit(struct rf_ring *r)
         munmap(r->br, (size_t)r->nbufs * sizeof(struct io_uring_buf));
         free(r->bufs);
     }
-    io_uring_queue_exit(&r->uring);
+    io_uring_queue_exit(&r->uring); /* closes every direct descriptor with it */
+    free(r->free_files);
     memset(r, 0, sizeof(*r));
+}
+
+unsigned ring_max_files(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1u << 20)
+        return 1u << 20;
+    return rl.rlim_cur > 80 ? (unsigned)rl.rlim_cur - 64 : 16;
 }
 
 struct io_uring_sqe *ring_sqe(struct rf_ring *r)
@@ -202,6 +241,11 @@ void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr
     io_uring_sqe_set_data64(sqe, ud_connect);
 }
 
+int ring_file_get(struct rf_ring *r)
+{
+    return r->nfree_files ? (int)r->free_files[--r->nfree_files] : -1;
+}
+
 void ring_close_direct(struct rf_ring *r, unsigned fidx)
 {
     struct io_uring_sqe *sqe;
@@ -214,7 +258,7 @@ void ring_close_direct(struct rf_ring *r, unsigned fidx)
     io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
     sqe = ring_sqe(r);
     io_uring_prep_close_direct(sqe, fidx);
-    io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_CLOSE, 0, fidx));
 }
 
 void ring_recv_multishot(struct rf_ring *r, unsigned fidx, uint64_t ud)
@@ -236,4 +280,80 @@ void ring_send(struct rf_ring *r, unsigned fidx, const void *buf, size_t len, ui
     io_uring_prep_send(sqe, (int)fidx, buf, len, MSG_NOSIGNAL | MSG_WAITALL);
     sqe->flags |= IOSQE_FIXED_FILE | sqe_flags;
     io_uring_sqe_set_data64(sqe, ud);
+}
+
+/* ---- completions, timers and the wait ---- */
+
+void ring_on(struct rf_ring *r, enum rf_op op, ring_handler fn, void *ctx)
+{
+    r->handler[op].fn = fn;
+    r->handler[op].ctx = ctx;
+}
+
+void ring_add_timer(struct rf_ring *r, const struct ring_timer *t)
+{
+    if (r->ntimers < RING_TIMERS)
+        r->timer[r->ntimers++] = *t;
+}
+
+int64_t ring_next_due(const struct rf_ring *r)
+{
+    int64_t due = -1;
+
+    for (unsigned i = 0; i < r->ntimers; i++) {
+        int64_t t = r->timer[i].next(r->timer[i].ctx);
+
+        if (t >= 0 && (due < 0 || t < due))
+            due = t;
+    }
+    return due;
+}
+
+int ring_wait(struct rf_ring *r, unsigned want, int64_t max_us)
+{
+    struct io_uring_cqe *cqe;
+    struct __kernel_timespec ts;
+    int64_t due = ring_next_due(r), wait_us = max_us;
+    int ret;
+
+    if (due >= 0) {
+        int64_t until = due > (int64_t)r->now ? due - (int64_t)r->now : 0;
+
+        if (wait_us < 0 || until < wait_us)
+            wait_us = until;
+    }
+    if (wait_us < 0) {
+        ret = io_uring_submit_and_wait(&r->uring, want);
+    } else {
+        ts.tv_sec = wait_us / 1000000;
+        ts.tv_nsec = (wait_us % 1000000) * 1000;
+        ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, want, &ts, NULL);
+    }
+    /* A timeout, a signal or a full completion queue all end the wait normally. */
+    if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+        return ret;
+    return 0;
+}
+
+unsigned ring_dispatch(struct rf_ring *r)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+
+    r->now = now_us();
+    io_uring_for_each_cqe(&r->uring, head, cqe) {
+        enum rf_op op = ud_op(io_uring_cqe_get_data64(cqe));
+
+        n++;
+        if (op < OP__COUNT)
+            r->handler[op].fn(r->handler[op].ctx, cqe);
+    }
+    io_uring_cq_advance(&r->uring, n);
+    for (unsigned i = 0; i < r->ntimers; i++) {
+        int64_t t = r->timer[i].next(r->timer[i].ctx);
+
+        if (t >= 0 && t <= (int64_t)r->now)
+            r->timer[i].fire(r->timer[i].ctx, r->now);
+    }
+    return n;
 }

@@ -1,4 +1,8 @@
-/* ring.h - one io_uring with a get_sqe that never fails and a provided-buffer ring. */
+/*
+ * ring.h - one io_uring and what every layer above needs from it: a get_sqe that never
+ * fails, a provided-buffer ring, a table of direct descriptors, the batch clock, completion
+ * dispatch by operation tag, timer sources and the one wait of a loop turn.
+ */
 #ifndef RF_RING_H
 #define RF_RING_H
 
@@ -6,12 +10,41 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ring/udata.h"
+
+struct rf_ring;
+
+/* Called for each completion whose user_data carries the tag it was registered for. */
+typedef void (*ring_handler)(void *ctx, struct io_uring_cqe *cqe);
+
+/*
+ * A timer source: next() is the absolute time (µs, the ring clock) it is next due, or -1;
+ * fire() is called once the clock has reached it. The ring's wait never sleeps past the
+ * earliest source, so no layer needs a timer syscall of its own.
+ */
+struct ring_timer {
+    int64_t (*next)(void *ctx);
+    void (*fire)(void *ctx, uint64_t now);
+    void *ctx;
+};
+
+#define RING_TIMERS 8
+
 struct rf_ring {
     struct io_uring uring;
     struct io_uring_buf_ring *br; /* provided buffers for multishot recv */
     char *bufs;                   /* nbufs * buf_size bytes, one slab */
     unsigned nbufs, buf_size, br_mask;
     unsigned nfiles;              /* registered (direct) file table size */
+    uint32_t *free_files;         /* direct descriptor indexes not in use, a stack */
+    unsigned nfree_files;
+    uint64_t now;                 /* monotonic µs, read once per batch of completions */
+    struct {
+        ring_handler fn;
+        void *ctx;
+    } handler[OP__COUNT];
+    struct ring_timer timer[RING_TIMERS];
+    unsigned ntimers;
 };
 
 #define RF_BGID 0
@@ -21,19 +54,52 @@ struct rf_ring {
  * them, a sparse registered file table of `nfiles`, and a buffer ring of `nbufs`
  * (a power of two) buffers of `buf_size` bytes. Returns 0 or -errno.
  *
- * A single-issuer ring belongs to the thread that creates it. A ring set up in one
- * thread for another passes RING_FOR_OTHER_THREAD; that thread calls ring_adopt()
- * before anything else.
+ * A single-issuer ring belongs to the thread that first submits on it. The ring starts
+ * disabled (R_DISABLED) when RING_LATER_THREAD is passed: the thread that will drive it
+ * calls ring_adopt() before anything else, whichever thread set it up.
  */
-#define RING_FOR_OTHER_THREAD 1u
+#define RING_LATER_THREAD 1u
 int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbufs,
               unsigned buf_size, unsigned flags);
-/* Make the calling thread the ring's submitter (see RING_FOR_OTHER_THREAD). 0 or -errno. */
+/* Make the calling thread the ring's submitter (see RING_LATER_THREAD). 0 or -errno. */
 int ring_adopt(struct rf_ring *r);
 void ring_exit(struct rf_ring *r);
 
+/*
+ * How many registered descriptors one ring may have: the kernel caps a ring's table at
+ * RLIMIT_NOFILE (the soft limit; the command line raises it to the hard one, a library
+ * leaves it alone), less room for the process's other files.
+ */
+unsigned ring_max_files(void);
+
 /* An SQE; when the SQ is full, submits what is queued and tries again. Never NULL. */
 struct io_uring_sqe *ring_sqe(struct rf_ring *r);
+
+/* Make sure `n` SQEs fit, so a linked chain is never split across two submissions. */
+void ring_reserve(struct rf_ring *r, unsigned n);
+
+/* ---- completions, timers and the wait ---- */
+
+/* Route completions tagged `op` to fn(ctx, cqe). */
+void ring_on(struct rf_ring *r, enum rf_op op, ring_handler fn, void *ctx);
+/* Add a timer source (at most RING_TIMERS). */
+void ring_add_timer(struct rf_ring *r, const struct ring_timer *t);
+/* The earliest time a timer source is due, or -1. */
+int64_t ring_next_due(const struct rf_ring *r);
+
+/*
+ * The one syscall of a loop turn: submit everything queued and wait until `want`
+ * completions are ready, at most `max_us` (-1: no bound) and never past the earliest
+ * timer. Returns 0, or -errno when the ring itself failed.
+ */
+int ring_wait(struct rf_ring *r, unsigned want, int64_t max_us);
+/*
+ * Read the clock into r->now, hand every ready completion to its handler, then fire the
+ * timer sources that are due. Returns how many completions there were.
+ */
+unsigned ring_dispatch(struct rf_ring *r);
+
+/* ---- provided buffers ---- */
 
 /* The start of provided buffer `bid`. */
 static inline char *ring_buf(struct rf_ring *r, unsigned bid)
@@ -44,25 +110,29 @@ static inline char *ring_buf(struct rf_ring *r, unsigned bid)
 /* Hand buffer `bid` back to the kernel (one store to the ring tail, no syscall). */
 void ring_buf_return(struct rf_ring *r, unsigned bid);
 
-/* Make sure `n` SQEs fit, so a linked chain is never split across two submissions. */
-void ring_reserve(struct rf_ring *r, unsigned n);
+/* ---- sockets on direct descriptors ---- */
 
 #define RF_IORING_OP_BIND 56                /* in the kernel's uapi since 6.11 */
 #define RF_SOCKET_URING_OP_SETSOCKOPT 3     /* since 6.7 */
 #define RF_IP_BIND_ADDRESS_NO_PORT 24       /* linux/in.h */
 
 /*
- * The socket ops both the fetch and the bench state machines use, on direct descriptor
- * `fidx`. ring_socket_connect() queues SOCKET(direct) -> [SETSOCKOPT, BIND src] ->
- * CONNECT linked (the extra ops' completions carry ud_socket), and links the connect to
- * the next SQE the caller queues (the first send) when `link_next` is set; reserve 5
- * SQEs first.
- * ring_close_direct() cancels whatever runs on the descriptor (a multishot recv) and
- * closes it; its completions carry OP_IGNORE.
+ * A free direct descriptor index, or -1 when every one is in use. An index comes back
+ * only when the close of its socket (ring_close_direct) has completed, so a new socket
+ * can never be closed by its predecessor's late close, however the kernel orders them.
+ */
+int ring_file_get(struct rf_ring *r);
+
+/*
+ * SOCKET(direct) -> [SETSOCKOPT, BIND src] -> CONNECT, linked, on descriptor `fidx`; the
+ * extra ops' completions carry ud_socket. With `link_next` the connect is linked to the
+ * next SQE the caller queues (the first send). Reserve 5 SQEs first.
  */
 void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr *sa,
                          socklen_t salen, const struct sockaddr *src, socklen_t srclen,
                          uint64_t ud_socket, uint64_t ud_connect, int link_next);
+/* Cancel whatever runs on the descriptor (a multishot recv) and close it; the index is
+ * free again when the close completes. */
 void ring_close_direct(struct rf_ring *r, unsigned fidx);
 /* Multishot recv into the provided-buffer ring. */
 void ring_recv_multishot(struct rf_ring *r, unsigned fidx, uint64_t ud);

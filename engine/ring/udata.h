@@ -1,21 +1,24 @@
-/* udata.h - what travels in an SQE's user_data: op tag, slot generation, slot index. */
+/* udata.h - what travels in an SQE's user_data: operation tag, generation, index. */
 #ifndef RF_UDATA_H
 #define RF_UDATA_H
 
 #include <stdint.h>
 
 /*
- * Layout: [op:8][gen:24][idx:32]. The generation lets a completion that arrives after
- * its slot was torn down and reused be recognised and dropped (its buffer returned).
+ * Layout: [op:8][gen:24][idx:32]. The tag routes a completion to the layer that queued it
+ * (ring_on); the generation lets a completion that arrives after its connection was torn
+ * down and reused be recognised and dropped (its buffer returned).
  */
 enum rf_op {
-    OP_IGNORE = 0, /* completions nobody waits for (cancel, close) */
-    OP_SOCKET,
+    OP_IGNORE = 0, /* completions nobody waits for (cancels) */
+    OP_CLOSE,      /* a direct descriptor's close: idx is the descriptor (ring.c) */
+    OP_SOCKET,     /* the connection layer (conn.c): idx is the connection */
     OP_CONNECT,
     OP_SEND,
     OP_RECV,
-    OP_DNS_POLL,   /* idx = c-ares socket tracker index */
-    OP_WAKE,       /* the eventfd read that rf_cancel() wakes */
+    OP_DNS_POLL,   /* the resolver: idx = c-ares socket tracker index */
+    OP_WAKE,       /* the fetch engine's eventfd read that rf_cancel() and new work wake */
+    OP__COUNT
 };
 
 #define UD_GEN_MASK 0xffffffu

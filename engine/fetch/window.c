@@ -1,5 +1,5 @@
 /* results.c - the ordered result window: admission bound, string areas and in-order delivery. */
-#include "fetch/results.h"
+#include "fetch/window.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +29,7 @@ void window_free(struct rf_window *w)
     memset(w, 0, sizeof(*w));
 }
 
-static int wentry_reserve(struct wentry *e, uint32_t extra)
+static int request_reserve(struct request *e, uint32_t extra)
 {
     uint64_t need = (uint64_t)e->str_len + extra + 1;
     uint32_t cap = e->str_cap ? e->str_cap : 128;
@@ -49,11 +49,11 @@ static int wentry_reserve(struct wentry *e, uint32_t extra)
     return 0;
 }
 
-uint32_t wentry_append(struct wentry *e, const char *s, uint32_t len)
+uint32_t request_append(struct request *e, const char *s, uint32_t len)
 {
     uint32_t off;
 
-    if (wentry_reserve(e, len))
+    if (request_reserve(e, len))
         return W_NONE;
     off = e->str_len;
     memcpy(e->str + off, s, len);
@@ -62,9 +62,9 @@ uint32_t wentry_append(struct wentry *e, const char *s, uint32_t len)
     return off;
 }
 
-int wentry_extend(struct wentry *e, const char *s, uint32_t len)
+int request_extend(struct request *e, const char *s, uint32_t len)
 {
-    if (wentry_reserve(e, len))
+    if (request_reserve(e, len))
         return -1;
     /* Overwrite the terminating NUL of the last string and write a new one. */
     memcpy(e->str + e->str_len - 1, s, len);
@@ -73,7 +73,7 @@ int wentry_extend(struct wentry *e, const char *s, uint32_t len)
     return 0;
 }
 
-void wentry_reset_response(struct wentry *e)
+void request_reset_response(struct request *e)
 {
     e->str_len = e->url_len + 1;
     e->status = 0;
@@ -91,14 +91,14 @@ void wentry_reset_response(struct wentry *e)
 
 int window_admit(struct rf_window *w, const rf_request *req, uint64_t *index)
 {
-    struct wentry *e = window_at(w, w->next);
+    struct request *e = window_at(w, w->next);
     size_t len = strlen(req->url);
 
     e->str_len = 0;
-    if (len > UINT32_MAX / 4 || wentry_append(e, req->url, (uint32_t)len) == W_NONE)
+    if (len > UINT32_MAX / 4 || request_append(e, req->url, (uint32_t)len) == W_NONE)
         return -RF_ERR_NOMEM;
     e->url_len = (uint32_t)len;
-    wentry_reset_response(e);
+    request_reset_response(e);
     e->state = W_PENDING;
     e->method = req->method ? req->method : "GET";
     e->headers = req->headers;
@@ -110,7 +110,7 @@ int window_admit(struct rf_window *w, const rf_request *req, uint64_t *index)
     return 0;
 }
 
-static const char *str_at(const struct wentry *e, uint32_t off)
+static const char *str_at(const struct request *e, uint32_t off)
 {
     return off == W_NONE ? NULL : e->str + off;
 }
@@ -120,7 +120,7 @@ uint64_t window_emit(struct rf_window *w, rf_result_fn fn, void *userp)
     uint64_t n = 0;
 
     while (w->head < w->next) {
-        struct wentry *e = window_at(w, w->head);
+        struct request *e = window_at(w, w->head);
         rf_result r;
 
         /* Pairs with the store in engine_job_done(): fields written before it are seen. */

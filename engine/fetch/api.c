@@ -1,15 +1,14 @@
-/* engine.c - the public API: creation, admission, the batched loop turn, in-order delivery. */
+/* api.c - the fetch engine's public API: creation, admission, the batched loop turn,
+ * in-order delivery. */
+#include <ares_version.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "ring/clock.h"
-#include "fetch/internal.h"
-#include "ring/udata.h"
+#include "fetch/fetch.h"
 
 struct submitted {
     struct submitted *next;
@@ -47,6 +46,41 @@ const char *rf_strerror(rf_error err)
 }
 
 const char *rf_version(void) { return RINGFETCH_VERSION_STR; }
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static char details[192];
+static pthread_once_t details_once = PTHREAD_ONCE_INIT;
+
+static void details_init(void)
+{
+    snprintf(details, sizeof(details),
+             "llhttp " STR(LLHTTP_VERSION_MAJOR) "." STR(LLHTTP_VERSION_MINOR) "."
+             STR(LLHTTP_VERSION_PATCH) ", liburing, c-ares " ARES_VERSION_STR ", %s",
+             tls_library());
+}
+
+const char *rf_version_details(void)
+{
+    pthread_once(&details_once, details_init);
+    return details;
+}
+
+rf_error rf_check_request(const rf_request *req)
+{
+    struct rf_url u;
+    int ret;
+
+    if (!req)
+        return RF_ERR_INVALID_ARG;
+    if (!http1_valid_request(req->method ? req->method : "GET", req->headers,
+                             req->headers ? req->n_headers : 0))
+        return RF_ERR_INVALID_ARG;
+    if (!req->url)
+        return RF_OK;
+    ret = url_parse(req->url, strlen(req->url), &u);
+    return ret ? (rf_error)-ret : RF_OK;
+}
 
 void rf_config_init(rf_config *cfg)
 {
@@ -124,6 +158,12 @@ static void arm_wake(struct worker *w)
     io_uring_sqe_set_data64(sqe, ud_pack(OP_WAKE, 0, 0));
 }
 
+static void on_wake(void *ctx, struct io_uring_cqe *cqe)
+{
+    (void)cqe;
+    arm_wake(ctx); /* stay wakeable; the flags say why we were woken */
+}
+
 /* End the worker's ring wait: a write to the eventfd its armed read waits on.
  * Async-signal-safe. */
 void worker_wake(struct worker *w)
@@ -143,94 +183,79 @@ static unsigned pow2_at_least(unsigned v, unsigned lo, unsigned hi)
     return n;
 }
 
-/*
- * Direct descriptors do not count as open files, but the kernel caps each ring's
- * registered table at RLIMIT_NOFILE (the soft limit; the command line raises it to the
- * hard one, a library leaves it alone). Fit a worker's connection slots (two table
- * entries each) under it, keeping room for other files.
- */
-static unsigned fit_slots_to_nofile(unsigned want)
-{
-    struct rlimit rl;
-    rlim_t room;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl))
-        return want;
-    room = rl.rlim_cur > 80 ? (rl.rlim_cur - 64) / 2 : 8;
-    return (rlim_t)want > room ? (unsigned)room : want;
-}
-
 static int worker_init(rf_engine *eng, struct worker *w, unsigned id, unsigned nslots)
 {
     struct rf_dns_config dcfg;
+    unsigned room = ring_max_files() / 2;
     int ret;
 
     w->eng = eng;
     w->id = id;
     w->wake_fd = -1;
     /*
-     * Twice as many connections as jobs: a job to an origin whose connections are all
-     * busy opens a spare instead of closing another origin's idle one, which would
-     * only move the shortage on (with every slot in use, one refused host makes the
-     * pool churn through a new connection per request).
+     * Twice as many connections as slots: a request to an origin whose connections are
+     * all busy opens a spare instead of closing another origin's idle one, which would
+     * only move the shortage on (with every slot in use, one refused host makes the pool
+     * churn through a new connection per request). Each connection can hold two direct
+     * descriptors at once (Happy Eyeballs, or a socket still closing), so the open-file
+     * limit caps the count.
      */
-    w->nconns = fit_slots_to_nofile(nslots * 2);
+    w->nconns = nslots * 2 < room / 2 ? nslots * 2 : room / 2;
     w->max_busy = nslots < w->nconns ? nslots : w->nconns;
-    w->conns = calloc(w->nconns, sizeof(*w->conns));
-    w->sbuf_slab = malloc((size_t)w->nconns * CONN_SBUF);
-    if (!w->conns || !w->sbuf_slab)
+    w->fc = calloc(w->nconns, sizeof(*w->fc));
+    w->sbuf_slab = malloc((size_t)w->nconns * FC_SBUF);
+    if (!w->fc || !w->sbuf_slab)
         return -RF_ERR_NOMEM;
     for (unsigned i = 0; i < w->nconns; i++) {
-        w->conns[i].wk = w;
-        w->conns[i].idx = i;
-        w->conns[i].sbuf = w->sbuf_slab + (size_t)i * CONN_SBUF;
+        conn_init(&w->fc[i].c, i);
+        w->fc[i].wk = w;
+        w->fc[i].sbuf = w->sbuf_slab + (size_t)i * FC_SBUF;
     }
     ret = pool_init(w);
     if (ret)
         return ret;
-    list_init(&w->deadlines);
-    list_init(&w->conn_deadlines);
-    list_init(&w->backoffs);
     ret = ring_init(&w->ring, pow2_at_least(w->nconns * 2, 256, 4096), w->nconns * 2,
-                    pow2_at_least(w->max_busy, 256, 2048), 16384,
-                    id ? RING_FOR_OTHER_THREAD : 0);
+                    pow2_at_least(w->max_busy, 256, 2048), 16384, id ? RING_LATER_THREAD : 0);
     if (ret)
         return ret == -ENOMEM ? -RF_ERR_NOMEM : -RF_ERR_SYSTEM;
+    ret = fetch_worker_init(w);
+    if (ret)
+        return ret;
     memset(&dcfg, 0, sizeof(dcfg));
     dcfg.server = eng->cfg.dns_server;
     dcfg.resolve = eng->cfg.resolve;
     dcfg.n_resolve = eng->cfg.n_resolve;
     dcfg.hosts_file = eng->cfg.hosts_file;
-    ret = dns_create(&w->dns, &w->ring, &dcfg, conn_dns_done, w);
+    ret = dns_create(&w->dns, &w->ring, &dcfg, fetch_dns_done, w);
     if (ret)
         return ret;
     w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (w->wake_fd < 0)
         return -RF_ERR_SYSTEM;
+    ring_on(&w->ring, OP_WAKE, on_wake, w);
     arm_wake(w);
-    w->now = now_us();
     return 0;
 }
 
 static void worker_free(struct worker *w)
 {
-    for (uint32_t i = 0; w->conns && i < w->nconns; i++) {
-        if (w->conns[i].tls) {
-            tls_free(w->conns[i].tls);
-            free(w->conns[i].tls);
+    for (uint32_t i = 0; w->fc && i < w->nconns; i++) {
+        if (w->fc[i].tls) {
+            tls_free(w->fc[i].tls);
+            free(w->fc[i].tls);
         }
     }
     tls_cache_free(&w->sessions);
-    free(w->plain);
     if (w->dns)
         dns_destroy(w->dns);
+    conn_set_free(&w->conns);
     if (w->ring.uring.ring_fd > 0)
-        ring_exit(&w->ring); /* closes every direct descriptor with it */
+        ring_exit(&w->ring);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     pool_free(w);
     free(w->sbuf_slab);
-    free(w->conns);
+    free(w->fc);
 }
 
 rf_error rf_engine_create(rf_engine **out, const rf_config *cfg)
@@ -255,7 +280,6 @@ rf_error rf_engine_create(rf_engine **out, const rf_config *cfg)
     ret = set_user_agent(e);
     if (ret)
         goto fail;
-    http1_settings(&e->settings);
     window = cfg->window ? cfg->window
                          : (cfg->concurrency * 64 > 4096 ? cfg->concurrency * 64 : 4096);
     ret = window_init(&e->win, window);
@@ -380,10 +404,10 @@ void rf_get_stats(const rf_engine *e, rf_stats *st)
 }
 
 /*
- * A job's result is complete. The store publishes the entry's fields to the thread that
+ * A request's result is complete. The store publishes the entry's fields to the thread that
  * delivers; that thread is woken only when this was the entry it waits on.
  */
-void engine_job_done(struct worker *w, struct wentry *ent, uint64_t index)
+void engine_request_done(struct worker *w, struct request *ent, uint64_t index)
 {
     __atomic_store_n(&ent->state, W_DONE, __ATOMIC_SEQ_CST);
     if (w->id != 0 && __atomic_load_n(&w->eng->win.head, __ATOMIC_SEQ_CST) == index)
@@ -415,14 +439,14 @@ struct tls_ctx *engine_tls(rf_engine *e, const char **why)
     return t;
 }
 
-/* Start a job admitted into the window: parse, find a slot, resolve or reuse. */
-static void start_job(struct worker *w, uint64_t i)
+/* Start a request admitted into the window: parse, find a connection, resolve or reuse. */
+static void start_request(struct worker *w, uint64_t i)
 {
     rf_engine *e = w->eng;
-    struct wentry *ent = window_at(&e->win, i);
+    struct request *ent = window_at(&e->win, i);
     char host[RF_HOST_MAX + 1];
     struct rf_url u;
-    struct conn *c;
+    struct fconn *f;
     uint32_t hash;
     int ret;
 
@@ -430,7 +454,7 @@ static void start_job(struct worker *w, uint64_t i)
     if (e->cancel_requested) {
         ent->err = RF_ERR_CANCELLED;
         w->stats.errors++;
-        return engine_job_done(w, ent, i);
+        return engine_request_done(w, ent, i);
     }
     ret = url_parse(ent->str, ent->url_len, &u);
     if (ret == 0 && !http1_valid_request(ent->method, ent->headers, ent->n_headers))
@@ -439,7 +463,7 @@ static void start_job(struct worker *w, uint64_t i)
         /* A bad URL (or method or header) needs no slot: its result is ready now. */
         ent->err = (rf_error)-ret;
         w->stats.errors++;
-        return engine_job_done(w, ent, i);
+        return engine_request_done(w, ent, i);
     }
     for (uint32_t k = 0; k < u.host_len; k++) {
         char ch = ent->str[u.host_off + k];
@@ -447,8 +471,8 @@ static void start_job(struct worker *w, uint64_t i)
         host[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
     }
     hash = origin_hash(u.scheme, host, u.host_len, u.port);
-    c = pool_take(w, u.scheme, host, u.host_len, u.port, hash);
-    conn_start_job(w, c, i, &u, host, hash); /* admission guaranteed a slot */
+    f = pool_take(w, u.scheme, host, u.host_len, u.port, hash);
+    fetch_start(w, f, i, &u, host, hash); /* admission guaranteed a free slot */
 }
 
 /* The next request from the queue or the pull callback, under the lock. 0: none now. */
@@ -508,77 +532,25 @@ static int admit(struct worker *w)
         __atomic_store_n(&w->hungry, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&e->lock);
     for (uint64_t i = 0; i < n; i++)
-        start_job(w, first + i);
+        start_request(w, first + i);
     return ret;
-}
-
-static void handle_cqes(struct worker *w)
-{
-    struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
-
-    w->now = now_us();
-    io_uring_for_each_cqe(&w->ring.uring, head, cqe) {
-        uint64_t ud = io_uring_cqe_get_data64(cqe);
-
-        n++;
-        switch (ud_op(ud)) {
-        case OP_DNS_POLL:
-            dns_handle_cqe(w->dns, cqe);
-            break;
-        case OP_WAKE:
-            arm_wake(w); /* stay wakeable; the flags say why we were woken */
-            break;
-        case OP_IGNORE:
-            break;
-        case OP_SOCKET:
-        case OP_CONNECT:
-        case OP_SEND:
-        case OP_RECV:
-            conn_handle_cqe(w, cqe);
-            break;
-        }
-    }
-    io_uring_cq_advance(&w->ring.uring, n);
 }
 
 /* Everything a worker's turn does besides waiting: completions, timers, admission. */
 static int worker_turn(struct worker *w)
 {
-    handle_cqes(w);
+    ring_dispatch(&w->ring);
     if (w->eng->cancel_requested && !w->cancelling) {
         w->cancelling = 1;
-        conn_cancel_all(w);
+        fetch_cancel_all(w);
     }
-    if (dns_timeout_ms(w->dns) == 0)
-        dns_tick(w->dns);
-    conn_expire(w);
     return admit(w);
 }
 
 /* Wait for a completion, the earliest deadline or at most max_us; -1 means no bound. */
 static int worker_wait(struct worker *w, int64_t max_us)
 {
-    struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts;
-    int64_t wait_us = max_us, next = conn_next_deadline(w);
-    int dns_ms = dns_timeout_ms(w->dns), ret;
-
-    if (next >= 0 && (wait_us < 0 || next - (int64_t)w->now < wait_us))
-        wait_us = next > (int64_t)w->now ? next - (int64_t)w->now : 0;
-    if (dns_ms >= 0 && (wait_us < 0 || (int64_t)dns_ms * 1000 < wait_us))
-        wait_us = (int64_t)dns_ms * 1000;
-    /* The one syscall of the turn: submit everything queued and wait for completions. */
-    if (wait_us < 0) {
-        ret = io_uring_submit_and_wait(&w->ring.uring, 1);
-    } else {
-        ts.tv_sec = wait_us / 1000000;
-        ts.tv_nsec = (wait_us % 1000000) * 1000;
-        ret = io_uring_submit_and_wait_timeout(&w->ring.uring, &cqe, 1, &ts, NULL);
-    }
-    if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
-        return -RF_ERR_SYSTEM;
-    return 0;
+    return ring_wait(&w->ring, 1, max_us) ? -RF_ERR_SYSTEM : 0;
 }
 
 static void *worker_main(void *arg)

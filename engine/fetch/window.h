@@ -1,6 +1,6 @@
-/* results.h - the ordered result window: job i lives in entry i mod W until delivered. */
-#ifndef RF_RESULTS_H
-#define RF_RESULTS_H
+/* window.h - the ordered result window: job i lives in entry i mod W until delivered. */
+#ifndef RF_WINDOW_H
+#define RF_WINDOW_H
 
 #include <stdint.h>
 
@@ -15,7 +15,7 @@ enum { W_FREE = 0, W_PENDING, W_DONE };
  * the captured header values, the peer address and the kept body; it grows to the
  * largest job seen and is reused, so steady state allocates nothing.
  */
-struct wentry {
+struct request {
     uint8_t state;
     uint8_t reused;
     rf_error err;
@@ -39,7 +39,7 @@ struct wentry {
 };
 
 struct rf_window {
-    struct wentry *e;
+    struct request *e;
     uint32_t size, mask;
     uint64_t head; /* the next index to deliver */
     uint64_t next; /* the next index to admit */
@@ -49,17 +49,17 @@ int window_init(struct rf_window *w, uint32_t size);
 void window_free(struct rf_window *w);
 
 static inline int window_has_room(const struct rf_window *w) { return w->next - w->head < w->size; }
-static inline struct wentry *window_at(struct rf_window *w, uint64_t i) { return &w->e[i & w->mask]; }
+static inline struct request *window_at(struct rf_window *w, uint64_t i) { return &w->e[i & w->mask]; }
 
 /* Take the next index for `req`, copy its URL. Returns 0 or -RF_ERR_NOMEM. */
 int window_admit(struct rf_window *w, const rf_request *req, uint64_t *index);
 
 /* Append bytes to an entry's string area; returns the offset or W_NONE when out of memory. */
-uint32_t wentry_append(struct wentry *e, const char *s, uint32_t len);
-/* Extend the string that ends the area (started by wentry_append) by more bytes. */
-int wentry_extend(struct wentry *e, const char *s, uint32_t len);
+uint32_t request_append(struct request *e, const char *s, uint32_t len);
+/* Extend the string that ends the area (started by request_append) by more bytes. */
+int request_extend(struct request *e, const char *s, uint32_t len);
 /* Forget captured strings and counters (a retried job starts over). */
-void wentry_reset_response(struct wentry *e);
+void request_reset_response(struct request *e);
 
 /* Deliver every finished entry at the head, in order. Returns how many were delivered. */
 uint64_t window_emit(struct rf_window *w, rf_result_fn fn, void *userp);
