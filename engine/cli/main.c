@@ -4,12 +4,15 @@
 #include <wolfssl/version.h>
 
 #include "cli.h"
+#include "reports.h"
 #include "ringfetch.h"
 
 static void usage(FILE *f)
 {
     fputs("usage: ringfetch fetch [options] [URL...]   fetch many URLs, one result row each\n"
           "       ringfetch bench [options] URL        load-test one URL (wrk-like report)\n"
+          "       ringfetch merge -o OUT [--allow-missing] [--input FILE] SHARD_FILE...\n"
+          "                                            join fetch --shard outputs, checked\n"
           "       ringfetch --version\n"
           "Run 'ringfetch fetch --help' for the options.\n",
           f);
@@ -47,6 +50,8 @@ int main(int argc, char **argv)
         return cmd_fetch(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(argv[1], "merge") == 0)
+        return cmd_merge(argc - 1, argv + 1);
     fprintf(stderr, "ringfetch: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
