@@ -471,7 +471,7 @@ int json_parse_file(const char *path, struct json_doc *doc, struct json_error *e
 
     doc->root = NULL;
     doc->arena = NULL;
-    err->offset = 0;
+    err->offset = JSON_IO_ERROR;
     if (!f) {
         snprintf(err->msg, sizeof(err->msg), "cannot open: %s", strerror(errno));
         return -1;
@@ -481,10 +481,10 @@ int json_parse_file(const char *path, struct json_doc *doc, struct json_error *e
         size_t got;
 
         if (cap - len < 65536) {
-            char *nb = cap > ((size_t)1 << 30) ? NULL : realloc(buf, cap ? cap * 2 : 65536);
+            char *nb = cap >= ((size_t)1 << 30) ? NULL : realloc(buf, cap ? cap * 2 : 65536);
 
             if (!nb) {
-                snprintf(err->msg, sizeof(err->msg), "too large or out of memory");
+                snprintf(err->msg, sizeof(err->msg), "too large (over 1 GiB) or out of memory");
                 goto fail;
             }
             buf = nb;
@@ -496,7 +496,7 @@ int json_parse_file(const char *path, struct json_doc *doc, struct json_error *e
             break;
     }
     if (ferror(f)) {
-        snprintf(err->msg, sizeof(err->msg), "read error");
+        snprintf(err->msg, sizeof(err->msg), "read error: %s", strerror(errno));
         goto fail;
     }
     ret = json_parse(buf, len, 0, doc, err);

@@ -44,8 +44,9 @@ struct json_doc {
 };
 
 /* Where and why a text was rejected. */
+#define JSON_IO_ERROR ((size_t)-1) /* the offset when json_parse_file() could not read */
 struct json_error {
-    size_t offset; /* byte offset in the text */
+    size_t offset; /* byte offset in the text, or JSON_IO_ERROR */
     char msg[96];
 };
 
@@ -59,7 +60,7 @@ struct json_error {
  */
 int json_parse(const char *text, size_t len, unsigned max_depth, struct json_doc *doc,
                struct json_error *err);
-/* Read and parse a whole file; err->msg then also tells a read error (offset 0). */
+/* Read and parse a whole file (at most 1 GiB); a read error has offset JSON_IO_ERROR. */
 int json_parse_file(const char *path, struct json_doc *doc, struct json_error *err);
 void json_free(struct json_doc *doc);
 

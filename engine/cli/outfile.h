@@ -1,4 +1,4 @@
-/* outfile.h - a result file written whole or not at all: a temporary beside it, renamed at the end. */
+/* outfile.h - a result file written whole or not at all: a temporary, renamed at the end. */
 #ifndef RF_CLI_OUTFILE_H
 #define RF_CLI_OUTFILE_H
 

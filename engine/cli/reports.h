@@ -1,4 +1,4 @@
-/* reports.h - the commands that read back what fetch and bench wrote: report, bench-merge, merge. */
+/* reports.h - the commands that read back what fetch and bench wrote. */
 #ifndef RF_CLI_REPORTS_H
 #define RF_CLI_REPORTS_H
 

@@ -1,4 +1,4 @@
-/* test_json.c - the command line's JSON reader: whole documents, garbage, depth, numbers, prefixes. */
+/* test_json.c - the JSON reader: whole documents, garbage, depth, numbers, every prefix. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +88,9 @@ static void test_report_shape(void)
 
 static void test_strings(void)
 {
-    static const char text[] = "[\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\", \"\\u00e9\\u20ac\\ud83d\\ude00\","
-                               "\"x\\u0000y\", \"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\", \"\"]";
+    static const char text[] =
+        "[\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\", \"\\u00e9\\u20ac\\ud83d\\ude00\","
+        "\"x\\u0000y\", \"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\", \"\"]";
     struct json_doc doc;
     struct json_error err;
     const struct json_value *s;
@@ -112,8 +113,9 @@ static void test_strings(void)
     f = open_memstream(&out, &out_len);
     json_write(f, doc.root);
     fclose(f);
-    CHECK_STR(out, "[\"a\\\"b\\\\c/d\\u0008\\u000c\\u000a\\u000d\\u0009\",\"\xc3\xa9\xe2\x82\xac"
-                   "\xf0\x9f\x98\x80\",\"x\\u0000y\",\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"\"]");
+    CHECK_STR(out,
+              "[\"a\\\"b\\\\c/d\\u0008\\u000c\\u000a\\u000d\\u0009\",\"\xc3\xa9\xe2\x82\xac"
+              "\xf0\x9f\x98\x80\",\"x\\u0000y\",\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"\"]");
     {
         struct json_doc again;
 
