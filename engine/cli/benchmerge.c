@@ -160,10 +160,11 @@ static void write_summed(FILE *f, const struct merge *m, const char *name)
     fputc('}', f);
 }
 
+/* Where a value is looked up in one report: a top-level key or a "config" key. */
+typedef const struct json_value *(*lookup_fn)(const struct bench_run *r, const char *key);
+
 /* A key of the inputs that is the same in all of them, or else NULL. */
-static const struct json_value *common(const struct merge *m, const struct json_value *(*get)(
-                                           const struct bench_run *, const char *),
-                                       const char *key)
+static const struct json_value *common(const struct merge *m, lookup_fn get, const char *key)
 {
     const struct json_value *v = get(&m->runs[0], key);
 

@@ -298,9 +298,13 @@ def test_merge_memory(ctx):
             got.update(block)
     assert got.hexdigest() == digest.hexdigest()
     print(f"merge of {n_rows} rows in {n_shards} shards: peak RSS {ru.ru_maxrss} KiB")
-    assert ru.ru_maxrss < 32 * 1024, f"peak RSS {ru.ru_maxrss} KiB"
     for p in paths + [out, inp]:
         os.unlink(p)
+    # AddressSanitizer keeps freed memory in quarantine (256 MB): RSS says nothing there
+    if ctx.sanitize_flags:
+        ctx.skip(f"the merge is right; its peak RSS ({ru.ru_maxrss} KiB) under a sanitizer "
+                 "is not measured")
+    assert ru.ru_maxrss < 32 * 1024, f"peak RSS {ru.ru_maxrss} KiB"
 
 
 test_merge_memory.timeout = 240
