@@ -303,3 +303,11 @@ uninstall:
 	$(Q)$(if $(DESTDIR),,[ "$$(id -u)" != 0 ] || $(LDCONFIG))
 
 -include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_BIN:=.d)
+
+# ---- unit tests of command line files ----
+# A test of a file in engine/cli/ (not in the library) links that file's object itself.
+$(B)/tests/test_json: tests/unit/test_json.c $(B)/obj/engine/cli/json.o tests/unit/check.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Iengine/cli $(ALL_CFLAGS) $(WARN) $(ALL_LDFLAGS) $< \
+	    $(B)/obj/engine/cli/json.o -o $@ -lm

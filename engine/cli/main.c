@@ -3,12 +3,19 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "reports.h"
 #include "ringfetch.h"
 
 static void usage(FILE *f)
 {
     fputs("usage: ringfetch fetch [options] [URL...]   fetch many URLs, one result row each\n"
           "       ringfetch bench [options] URL        load-test one URL (wrk-like report)\n"
+          "       ringfetch report A.json [B.json ...] -o OUT.html [--title T]\n"
+          "                                            bench --json reports as an HTML page\n"
+          "       ringfetch bench-merge A.json B.json ... [-o MERGED.json] [--html FILE]\n"
+          "                                            add up the reports of several generators\n"
+          "       ringfetch merge -o OUT [--allow-missing] [--input FILE] SHARD_FILE...\n"
+          "                                            join fetch --shard outputs, checked\n"
           "       ringfetch --version\n"
           "Run 'ringfetch fetch --help' for the options.\n",
           f);
@@ -44,6 +51,12 @@ int main(int argc, char **argv)
         return cmd_fetch(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0)
         return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(argv[1], "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bench-merge") == 0)
+        return cmd_bench_merge(argc - 1, argv + 1);
+    if (strcmp(argv[1], "merge") == 0)
+        return cmd_merge(argc - 1, argv + 1);
     fprintf(stderr, "ringfetch: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

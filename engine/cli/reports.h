@@ -1,0 +1,20 @@
+/* reports.h - the commands that read back what fetch and bench wrote. */
+#ifndef RF_CLI_REPORTS_H
+#define RF_CLI_REPORTS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct bench_run;
+
+int cmd_report(int argc, char **argv);
+int cmd_bench_merge(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+
+/*
+ * The HTML page for n runs (a comparison when n > 1): charts as inline SVG, no network
+ * at view time. `title` NULL picks one. Returns 0 or -1 when writing failed.
+ */
+int report_html(FILE *f, const struct bench_run *runs, size_t n, const char *title);
+
+#endif
