@@ -11,7 +11,7 @@ B ?= build-san
 endif
 
 CC ?= cc
-PKGS := liburing libcares
+PKGS := liburing libcares libidn2
 LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
@@ -21,7 +21,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 OPT ?= -O2 -g
 BASE := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -MMD -MP
 CPPFLAGS += -Iinclude -Iengine -I$(LLHTTP_INC) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -lcares) -lpthread
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luring -lcares -lidn2) -lpthread
 
 # wolfSSL. WOLFSSL=source (the default): 5.5.4 built once from Debian's source package with
 # AES-NI and the x86-64 assembly by scripts/wolfssl-build into build/wolfssl/, shared by every

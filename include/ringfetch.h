@@ -4,13 +4,15 @@
  * An engine runs many HTTP requests at once on io_uring and hands their results back
  * strictly in submission order, one result per request, whatever happened to it.
  *
- * Threading: an engine has no global state; several engines may live in one process.
- * One thread at a time may call into a given engine. With cfg.threads > 1 the engine
- * runs that many rings, one in the thread calling rf_step() and the others in threads of
- * its own; results are still delivered only from the rf_step() thread, but the pull
- * callback may then be called from any of the engine's threads (one at a time). rf_cancel() is the exception: it
- * may be called from any thread or from a signal handler. Calls into the engine from
- * inside its own callbacks are refused with RF_ERR_RECURSIVE (except rf_cancel()).
+ * Threading: the library has no global state; several engines may live in one process.
+ * An engine may be created in one thread and driven from others, one thread at a time
+ * (a worker pool is fine). With cfg.threads > 1 the engine runs that many rings, one in
+ * the thread calling rf_step() and the others in threads of its own; results are still
+ * delivered only from the rf_step() thread, but the pull callback may then be called from
+ * any of the engine's threads (one at a time), and the streaming callbacks from several.
+ * rf_cancel() may be called from any thread or from a signal handler. Calls into the
+ * engine from inside its own callbacks are refused with RF_ERR_RECURSIVE (except
+ * rf_cancel()).
  */
 #ifndef RINGFETCH_H
 #define RINGFETCH_H
@@ -25,10 +27,10 @@ extern "C" {
 #endif
 
 #define RINGFETCH_VERSION_MAJOR 0
-#define RINGFETCH_VERSION_MINOR 2
+#define RINGFETCH_VERSION_MINOR 3
 #define RINGFETCH_VERSION_PATCH 0
-#define RINGFETCH_VERSION_STR "0.2.0"
-#define RINGFETCH_VERSION_NUM 0x000200
+#define RINGFETCH_VERSION_STR "0.3.0"
+#define RINGFETCH_VERSION_NUM 0x000300
 #define RINGFETCH_AT_LEAST_VERSION(x, y, z) \
     (RINGFETCH_VERSION_NUM >= (((x) << 16) | ((y) << 8) | (z)))
 
@@ -63,6 +65,8 @@ typedef enum rf_error {
     RF_ERR_SYSTEM,             /* API: the kernel refused to set up io_uring */
     RF_ERR_TLS,                /* the TLS handshake or session failed (see error_detail) */
     RF_ERR_TLS_VERIFY,         /* the server's certificate was rejected (see error_detail) */
+    RF_ERR_REDIRECT_LOOP,      /* a redirect led back to a URL already in the chain */
+    RF_ERR_TOO_MANY_REDIRECTS, /* more redirects than max_redirects */
     RF_ERR__LAST               /* not an error: the number of codes */
 } rf_error;
 
@@ -79,31 +83,57 @@ RF_API const char *rf_version_details(void);
 typedef struct rf_engine rf_engine;
 
 /*
- * One request. The engine copies `url` at admission. `method`, `headers` and `body`
- * are NOT copied: they must stay valid until the request's result has been delivered
- * (a caller that sends the same method, headers and body to many URLs passes the same
- * pointers each time).
+ * ABI: rf_config, rf_request, rf_stats and the bench structs carry their size, set by the
+ * init functions (macros passing sizeof) and RF_REQUEST_INIT. Within 0.x releases after
+ * 0.3.0 fields are only appended, so a program built against an older header keeps
+ * working with a newer libringfetch.so.0 (see docs/api.md, "ABI").
+ */
+
+/* rf_request.flags */
+#define RF_REQ_STATIC 1u /* method, headers and body outlive the result: not copied */
+
+/*
+ * One request. The engine copies what it keeps at admission: the URL always, and method,
+ * headers and body too unless RF_REQ_STATIC is set (then they must stay valid until the
+ * request's result has been delivered). After rf_submit() or the pull callback returns,
+ * the caller may reuse or free everything it passed.
  */
 typedef struct rf_request {
-    const char *url;             /* absolute http:// or https:// URL (NUL-terminated) */
+    size_t size;                 /* sizeof(rf_request): RF_REQUEST_INIT sets it */
+    const char *url;             /* http://, https:// or (default_scheme) a bare host */
     const char *method;          /* NULL means "GET" */
     const char *const *headers;  /* "Name: value" lines without CRLF, or NULL */
     size_t n_headers;
     const void *body;            /* request body, or NULL */
     size_t body_len;
     void *userdata;              /* handed back in the result */
+    unsigned flags;              /* RF_REQ_STATIC */
+    /* Per request; 0 means the engine's setting. */
+    unsigned timeout_ms;
+    unsigned connect_timeout_ms;
+    uint64_t max_body;
+    size_t keep_body;
 } rf_request;
+
+#define RF_REQUEST_INIT {sizeof(rf_request), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+/* One hop of a redirect chain. */
+typedef struct rf_redirect {
+    const char *url;
+    int status;
+} rf_redirect;
 
 /*
  * One result, delivered to the result callback in submission order. Every pointer in it
  * is valid only for the duration of the callback. Times are microseconds since the
  * request was admitted (its slot granted): connect includes name resolution and is the
  * admission-to-connected time (0 on a reused connection), ttfb is the first response
- * byte, total the end.
+ * byte, total the end. With redirects or retries the times are those of the last
+ * request sent, total_us the whole chain.
  */
 typedef struct rf_result {
     uint64_t index;           /* 0-based submission position */
-    const char *url;
+    const char *url;          /* as submitted, without any user:password@ */
     rf_error error;           /* RF_OK when a complete response arrived */
     int status;               /* HTTP status, 0 when none was received */
     uint64_t body_bytes;      /* body bytes received (after de-chunking) */
@@ -111,7 +141,7 @@ typedef struct rf_result {
     const char *location;     /* header values, NULL when absent */
     const char *content_type;
     const char *server;
-    const char *ip;           /* the peer's address as text, NULL if none was chosen */
+    const char *ip;           /* the address that answered (or last failed), or NULL */
     const void *body;         /* the first min(body_bytes, keep_body) bytes */
     size_t body_len;
     uint32_t connect_us, ttfb_us, total_us;
@@ -124,32 +154,60 @@ typedef struct rf_result {
     const char *tls_version;
     uint32_t tls_us;
     int tls_resumed;
+    /* 0.3.0 */
+    unsigned addresses_tried; /* connect attempts of the last request (0: reused) */
+    unsigned attempts;        /* times the request was sent: 1 + retries */
+    unsigned redirects;       /* redirects followed */
+    const char *final_url;    /* the URL of the last response when redirects were followed */
+    const rf_redirect *chain; /* the hops before the last, in order */
+    size_t n_chain;
 } rf_result;
 
 /*
- * The pull callback supplies the next request: fill *req and return 1, or return 0
- * when the input has ended. The engine calls it only while it has room for one more
- * request (a free slot and window space), so input is read lazily and memory stays
- * bounded by the configuration, never by the input's size. The strings in *req must
- * stay valid until the callback is called again (the URL is copied).
+ * The pull callback supplies the next request: fill *req (already zeroed) and return 1;
+ * return 0 when the input has ended, or RF_PULL_AGAIN when no request is ready now but
+ * more may come (the engine asks again at the next rf_step()). The engine calls it only
+ * while it has room for one more request (a free slot and window space), so input is
+ * read lazily and memory stays bounded by the configuration, never by the input's size.
+ * What *req points to may be reused or freed once the callback returns (see rf_request).
  */
+#define RF_PULL_AGAIN 2
 typedef int (*rf_pull_fn)(void *userp, rf_request *req);
 
 /* Called once per request, in submission order. `res` is valid during the call only. */
 typedef void (*rf_result_fn)(void *userp, const rf_result *res);
 
+/*
+ * Optional streaming callbacks, called while a response arrives, before its result: each
+ * response header (name and value as received, not NUL-terminated, valid for the call),
+ * in order, and each piece of the body (after de-chunking). A nonzero return aborts that
+ * request with RF_ERR_CANCELLED. They run on the engine's ring threads: with threads > 1
+ * on several threads at once (for different requests), so they must be thread-safe then.
+ * For a redirect that is followed, the headers of every hop are seen; a retried request's
+ * headers may be seen once per attempt.
+ */
+typedef int (*rf_header_fn)(void *userp, uint64_t index, void *userdata, const char *name,
+                            size_t name_len, const char *value, size_t value_len);
+typedef int (*rf_body_fn)(void *userp, uint64_t index, void *userdata, const void *data,
+                          size_t len);
+
+#define RF_MAX_CONCURRENCY 1000000u
+#define RF_MAX_WINDOW (1u << 24)
+
 typedef struct rf_config {
-    unsigned concurrency;        /* slots: requests/connections at once. Default 100 */
+    size_t size;                 /* sizeof(rf_config): set by rf_config_init() */
+    unsigned concurrency;        /* slots: requests at once, 1..RF_MAX_CONCURRENCY. 100 */
     unsigned threads;            /* ring threads sharing the slots and the window; 1 */
-    unsigned window;             /* ordered-result window; 0 = max(64*concurrency, 4096) */
-    unsigned connect_timeout_ms; /* default 10000 */
+    unsigned window;             /* ordered-result window, up to RF_MAX_WINDOW; 0 =
+                                    64 * concurrency, at least 4096, at most 1048576 */
+    unsigned connect_timeout_ms; /* connect and TLS handshake, per address. 10000 */
     unsigned timeout_ms;         /* whole request, from admission to last byte. 30000 */
     uint64_t max_body;           /* body bytes read before RF_ERR_TOO_LARGE; 0 = no cap */
     uint32_t max_header_bytes;   /* response header bytes before RF_ERR_TOO_LARGE. 65536 */
     size_t keep_body;            /* body bytes kept in the result; default 0 (count only) */
     int keepalive;               /* reuse connections per origin; default 1 */
     const char *dns_server;      /* "ADDR[:PORT]" used instead of resolv.conf, or NULL */
-    const char *const *resolve;  /* curl-style "host:port:addr" overrides, or NULL */
+    const char *const *resolve;  /* curl-style "host:port:addr[,addr...]" overrides */
     size_t n_resolve;
     const char *hosts_file;      /* default "/etc/hosts" */
     const char *user_agent;      /* default "ringfetch/VERSION"; "" sends none */
@@ -162,10 +220,27 @@ typedef struct rf_config {
     void *pull_userp;
     rf_result_fn on_result;      /* required */
     void *result_userp;
+    /* 0.3.0 */
+    rf_header_fn on_header;      /* optional, see rf_header_fn */
+    rf_body_fn on_body;
+    void *stream_userp;
+    char *errbuf;                /* rf_engine_create() writes why it failed here, or NULL */
+    size_t errbuf_size;
+    const char *default_scheme;  /* for a URL without a scheme ("example.com/x"); "http" */
+    int follow_redirects;        /* follow 3xx with Location; default 0 */
+    unsigned max_redirects;      /* then at most this many; default 10 */
+    unsigned retries;            /* retry an outcome in retry_on this many times; 0 */
+    const char *retry_on;        /* comma-separated error names and statuses; NULL =
+                                    "dns,refused,unreachable,connect_timeout,timeout,reset,
+                                    closed,429,502,503,504" */
+    unsigned retry_delay_ms;     /* base of the exponential backoff (full jitter); 500 */
+    unsigned per_host;           /* at most this many requests in flight per host; 0 = any */
+    double host_rate;            /* at most this many requests started per second per host */
 } rf_config;
 
 /* Counters for progress displays, readable between calls to rf_step(). */
 typedef struct rf_stats {
+    size_t size;         /* set by rf_get_stats() */
     uint64_t submitted;  /* requests taken from rf_submit() or the pull callback */
     uint64_t completed;  /* results delivered */
     uint64_t errors;     /* results with error != RF_OK */
@@ -176,7 +251,8 @@ typedef struct rf_stats {
 } rf_stats;
 
 /* Fill *cfg with the defaults above. Always call it before setting fields. */
-RF_API void rf_config_init(rf_config *cfg);
+#define rf_config_init(cfg) rf_config_init_size((cfg), sizeof(*(cfg)))
+RF_API void rf_config_init_size(rf_config *cfg, size_t size);
 
 /*
  * Check a request the way admission will: RF_OK, RF_ERR_INVALID_URL,
@@ -187,25 +263,29 @@ RF_API void rf_config_init(rf_config *cfg);
 RF_API rf_error rf_check_request(const rf_request *req);
 
 /*
- * Create an engine: sets up the ring, the slots, the buffers and the result window.
- * Returns RF_OK and stores the engine in *out, or an error (nothing to free then).
- * The configuration's strings are copied; the callbacks are kept.
+ * Create an engine: checks every string of the configuration (user_agent, ca_file readable
+ * and parsable when https is possible, dns_server, resolve entries, retry_on), loads the
+ * CA bundle, sets up the rings, the connections and the result window. Returns RF_OK and
+ * stores the engine in *out, or an error (nothing to free then) with the reason in
+ * cfg->errbuf when one is given. The configuration's strings are copied; the callbacks
+ * are kept. The engine may be driven from any thread, one at a time.
  */
 RF_API rf_error rf_engine_create(rf_engine **out, const rf_config *cfg);
 
 /*
  * Queue one request after those already queued. Queued requests are admitted before
- * the pull callback is asked for more. The URL is copied at once.
+ * the pull callback is asked for more. Everything is copied as rf_request says.
  * Returns RF_OK, RF_ERR_NOMEM, RF_ERR_INVALID_ARG (NULL url) or RF_ERR_RECURSIVE.
  */
 RF_API rf_error rf_submit(rf_engine *eng, const rf_request *req);
 
 /*
  * Run one loop turn: admit what fits, submit the queued ring operations in one call,
- * wait at most timeout_ms for completions, handle them and deliver the results that
- * are now in order. Returns 1 while work remains, 0 when every queued or pulled
- * request has its result and the pull callback has reported the end of input, or a
- * negative rf_error on a fatal engine error.
+ * wait at most timeout_ms for completions (0: do not wait; negative: until something
+ * happens, which a result, rf_cancel() or a deadline ends), handle them and deliver the
+ * results that are now in order. Returns 1 while work remains, 0 when every queued or
+ * pulled request has its result and the pull callback has reported the end of input, or
+ * a negative rf_error on a fatal engine error (rf_engine_last_error() says more).
  */
 RF_API int rf_step(rf_engine *eng, int timeout_ms);
 
@@ -213,15 +293,43 @@ RF_API int rf_step(rf_engine *eng, int timeout_ms);
 RF_API rf_error rf_run(rf_engine *eng);
 
 /*
- * Stop admitting requests and end those in flight with RF_ERR_CANCELLED; the next
- * rf_step() delivers them. Async-signal-safe; callable from any thread.
+ * Stop admitting requests, end those in flight with RF_ERR_CANCELLED and give every
+ * queued one that result at once; the next rf_step() delivers them. The engine stays
+ * cancelled (the pull callback is not asked again, rf_submit()ted requests are
+ * cancelled) until rf_resume(). Async-signal-safe; callable from any thread, and from
+ * inside callbacks.
  */
 RF_API void rf_cancel(rf_engine *eng);
 
-RF_API void rf_get_stats(const rf_engine *eng, rf_stats *st);
+/*
+ * After rf_cancel() and the rf_step() that delivered the cancelled results: take new
+ * requests again (from rf_submit() and, if its input had not ended, the pull callback).
+ * RF_OK, or RF_ERR_RECURSIVE inside a callback.
+ */
+RF_API rf_error rf_resume(rf_engine *eng);
 
-/* Free everything. Requests still in flight are dropped without results. */
-RF_API void rf_engine_destroy(rf_engine *eng);
+#define rf_get_stats(eng, st) rf_get_stats_size((eng), (st), sizeof(*(st)))
+RF_API void rf_get_stats_size(const rf_engine *eng, rf_stats *st, size_t size);
+
+/*
+ * Event-loop integration. rf_engine_fd() is a descriptor that becomes readable when
+ * rf_step(eng, 0) has work (completions, results, a cancel); wait for it with poll(),
+ * epoll or a loop library beside your own descriptors, and never read it yourself.
+ * rf_engine_timeout_ms() is the longest the caller may wait before calling rf_step()
+ * again (the next deadline; 0 when there is work now; -1 when only the descriptor can
+ * bring work). Call rf_step(eng, 0) when either fires.
+ */
+RF_API int rf_engine_fd(rf_engine *eng);
+RF_API int rf_engine_timeout_ms(rf_engine *eng);
+
+/* Why the engine failed (the fatal error rf_step() returned), or "". */
+RF_API const char *rf_engine_last_error(const rf_engine *eng);
+
+/*
+ * Free everything. Requests still in flight are dropped without results. Returns RF_OK,
+ * or RF_ERR_RECURSIVE (and does nothing) when called from inside one of its callbacks.
+ */
+RF_API rf_error rf_engine_destroy(rf_engine *eng);
 
 /* ---------------------------------------------------------------------------------------
  * Latency histograms: log-linear buckets in microseconds (every power of two cut into 128

@@ -99,7 +99,7 @@ class Context:
             f.write(source)
         # The link line docs/api.md gives; a WOLFSSL=system build needs Debian's libwolfssl
         # (the Makefile records the choice), the default one has wolfSSL inside the archive.
-        libs = ["-luring", "-lcares", "-lpthread", "-lm"]
+        libs = ["-luring", "-lcares", "-lidn2", "-lpthread", "-lm"]
         with open(os.path.join(self.build, "wolfssl.choice")) as f:
             if f.read().split()[0] == "system":
                 libs.append("-lwolfssl")

@@ -92,6 +92,7 @@ struct bthread {
     struct conn_set conns;
     struct bconn *bc;
     uint32_t nconns;
+    struct rf_addrs *addrs;           /* this thread's copy: references are not atomic */
     uint64_t *due_slab;
     struct tls_conn *tls_slab;        /* https: one session per connection */
     tls_session *sess;                /* https: the session new connections resume */

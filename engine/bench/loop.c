@@ -112,9 +112,9 @@ static void connect_bconn(struct bthread *t, struct bconn *c)
         first = take(t, c, n, t->ring.now, &len);
     c->c.src = c->src ? &c->src->u.sa : NULL;
     c->c.srclen = c->src ? c->src->len : 0;
-    ret = conn_open(&t->conns, &c->c, b->addrs, b->port, b->host,
+    ret = conn_open(&t->conns, &c->c, t->addrs, b->port, b->host,
                     b->cfg->tls_resume ? t->sess : NULL, first, len,
-                    b->quiet_sends ? CONN_SEND_QUIET : 0);
+                    b->quiet_sends ? CONN_SEND_QUIET : 0, 0);
     if (ret) {
         t->t.err_connect++;
         t->issued -= c->outstanding;
@@ -456,6 +456,10 @@ void *bench_thread_main(void *arg)
     if (!b->cfg->duration_ms)
         t->stall_us = 1000 * (b->cfg->timeout_ms > b->cfg->connect_timeout_ms
                                   ? b->cfg->timeout_ms : b->cfg->connect_timeout_ms) + 100000;
+    if (t->ring.now >= b->t_measure) { /* no warm-up: the first connects count */
+        start_measuring(t);
+        measuring = 1;
+    }
     for (uint32_t i = 0; i < t->nconns; i++)
         connect_bconn(t, &t->bc[i]);
     for (;;) {
@@ -516,4 +520,5 @@ void bench_thread_free(struct bthread *t)
     free(t->bc);
     free(t->due_slab);
     free(t->iv);
+    addrs_release(t->addrs);
 }

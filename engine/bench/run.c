@@ -99,21 +99,23 @@ static int resolve(struct bench *b, const char *host, uint32_t len)
 static int append_request(const rf_bench_target *t, int close, char **buf, size_t *len)
 {
     static const char ua[] = "User-Agent: ringfetch-bench/" RINGFETCH_VERSION_STR "\r\n";
+    char head[16384], hdrs[16384];
     struct rf_url u;
     struct http1_req r = {
         .method = t->method ? t->method : t->body ? "POST" : "GET",
-        .url = t->url, .u = &u, .headers = t->headers, .n_headers = t->n_headers,
+        .url = t->url, .u = &u, .hdrs = hdrs,
         .has_body = t->body != NULL, .body_len = t->body_len,
         .ua_line = ua, .ua_len = sizeof(ua) - 1, .close = close,
     };
-    char head[16384];
-    int hlen;
+    int hlen = http1_header_block(t->headers, t->headers ? t->n_headers : 0, hdrs,
+                                  sizeof(hdrs), &r.has);
     char *grown;
 
     if (url_parse(t->url, strlen(t->url), &u))
         return -RF_ERR_INVALID_URL;
-    if (!http1_valid_request(r.method, t->headers, t->headers ? t->n_headers : 0))
+    if (hlen < 0 || !http1_valid_method(r.method))
         return -RF_ERR_INVALID_ARG;
+    r.hdrs_len = (size_t)hlen;
     hlen = http1_format_request(head, sizeof(head), &r);
     if (hlen < 0 || t->body_len > UINT32_MAX / 2 - (size_t)hlen - *len)
         return -RF_ERR_INVALID_ARG;
@@ -238,6 +240,11 @@ static int make_threads(struct bench *b, struct bthread **out, unsigned *count)
             t->quota = cfg->requests / nw + (i < cfg->requests % nw);
         if (cfg->rate > 0)
             t->due_step_us = 1e6 * nw / cfg->rate;
+        t->addrs = addrs_new(b->addrs->n);
+        if (!t->addrs)
+            return -RF_ERR_NOMEM;
+        memcpy(t->addrs->a, b->addrs->a, b->addrs->n * sizeof(b->addrs->a[0]));
+        t->addrs->n = b->addrs->n;
         t->bc = calloc(t->nconns, sizeof(*t->bc));
         t->due_slab = calloc((size_t)t->nconns * b->pipeline, sizeof(uint64_t));
         t->iv = calloc(IV_SLOTS, sizeof(*t->iv));

@@ -164,7 +164,7 @@ static int start_attempt(struct conn_set *s, struct conn *c)
 
 int conn_open(struct conn_set *s, struct conn *c, const struct rf_addrs *addrs, uint16_t port,
               const char *host, tls_session *sess, const char *first, uint32_t len,
-              unsigned flags)
+              unsigned flags, uint64_t connect_timeout_us)
 {
     if (c->tls && tls_start(s->tls, c->tls, host, sess))
         return -RF_ERR_TLS;
@@ -179,7 +179,9 @@ int conn_open(struct conn_set *s, struct conn *c, const struct rf_addrs *addrs, 
     c->quiet = (flags & CONN_SEND_QUIET) != 0;
     c->link_first = addrs->n == 1 && (c->tls || first);
     c->state = CONN_CONNECTING;
-    if (s->connect_q.delay) /* 0: no connect deadline (bench --connect-timeout 0) */
+    if (connect_timeout_us) /* this connection's own, in deadline order */
+        dq_add_at(&s->connect_q, &c->connect_timer, s->ring->now + connect_timeout_us);
+    else if (s->connect_q.delay) /* 0: no connect deadline (bench --connect-timeout 0) */
         dq_add(&s->connect_q, &c->connect_timer, s->ring->now);
     if (start_attempt(s, c)) {
         conn_close(s, c);

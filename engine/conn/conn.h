@@ -118,12 +118,13 @@ static inline struct conn *conn_at(const struct conn_set *s, uint32_t i)
  * https (c->tls set) the handshake for `host` starts once connected, resuming `sess` if
  * given. For http, `first` (len bytes, or NULL) is sent as soon as the socket connects
  * (flags as conn_send()): with one address it rides linked on the connect. c->peer is the
- * address that answered once connected; c->tried counts the attempts. Returns 0, or -RF_ERR_RESOURCE when no
+ * address that answered once connected; c->tried counts the attempts. connect_timeout_us
+ * 0 means the set's. Returns 0, or -RF_ERR_RESOURCE when no
  * descriptor is free, or -RF_ERR_TLS (the session could not be set up; nothing queued).
  */
 int conn_open(struct conn_set *s, struct conn *c, const struct rf_addrs *addrs, uint16_t port,
               const char *host, tls_session *sess, const char *first, uint32_t len,
-              unsigned flags);
+              unsigned flags, uint64_t connect_timeout_us);
 
 /*
  * Send len bytes from p, which must stay valid until sent() (or the connection's end).

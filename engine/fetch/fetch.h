@@ -30,7 +30,6 @@ enum fconn_state {
 };
 
 #define FC_SBUF 16384 /* request head bytes per connection; a longer head is too_large */
-#define FC_HNAME 32   /* header names we capture are shorter than this */
 
 struct worker;
 
@@ -50,24 +49,21 @@ struct fconn {
     uint8_t body_in_sbuf;  /* the request body was small enough to follow the head */
     uint8_t scheme;
     uint8_t tls_saved;     /* this connection's session is in the origin cache */
-    uint8_t hcap;          /* enum capture for the header being read */
-    uint8_t hname_len;
-    uint8_t hval_open;     /* the captured header value continues in the next piece */
+    uint8_t hval_open;     /* the header line under way has a value (request.c) */
     uint16_t port;
     uint8_t host_len;
     char host[RF_HOST_MAX + 1]; /* lower-cased, NUL-terminated */
-    char hname[FC_HNAME];
     uint32_t origin_hash;
+    uint32_t hline;        /* where the header line under way starts in the request's str */
     uint64_t req;          /* window index of the request while serving one */
     char *sbuf;            /* FC_SBUF bytes from the worker's slab */
     uint32_t slen;         /* request head (and small body) length */
     size_t body_off;       /* request body bytes handed to sends */
-    uint64_t t_admit, t_connected, t_first, t_tls_done;
+    uint64_t t_start, t_connected, t_first, t_tls_done; /* this send's */
     struct tls_conn *tls;  /* https: the session memory, allocated on first use */
     struct http1_resp resp;
     struct list pool;      /* free list, or idle bucket of its origin */
     struct list lru;       /* idle connections, oldest first (eviction order) */
-    struct dq_node deadline; /* the request's, from admission */
     struct dq_node backoff;  /* FC_BACKOFF: when to try again */
 };
 
@@ -92,16 +88,21 @@ struct worker {
     struct list idle_lru;
     struct list *idle_buckets;
     uint32_t bucket_mask;
-    struct dq deadlines;      /* requests by deadline: one delay for all keeps it sorted */
+    struct dq deadlines;      /* requests by deadline (policy.c) */
+    struct dq retries;        /* retries waiting out their back-off */
+    struct dq host_timers;    /* hosts whose rate limit holds a parked request */
+    struct list ready;        /* requests waiting only for a slot */
+    struct hosts *hosts;      /* per-host limits (policy.c), or NULL when off */
+    uint64_t rng;             /* back-off jitter */
     struct dq backoffs;
     uint64_t busy;            /* connections serving a request (read by others: atomics) */
-    int cancelling;
+    unsigned cancel_seen;     /* the engine's cancel epoch this worker has acted on */
     int wake_fd;              /* written to end this worker's wait (cancel, new work) */
     uint64_t wake_buf;
     pthread_t thread;
     int started;
     int hungry;               /* free slots but no work: wake me when work comes */
-    rf_stats stats;           /* submitted/errors/connects of this worker */
+    rf_stats stats;           /* submitted/errors/connects of this worker (count()) */
 };
 
 struct rf_engine {
@@ -110,24 +111,25 @@ struct rf_engine {
     size_t n_owned;
     struct worker *workers;   /* workers[0] runs in the thread calling rf_step() */
     unsigned nworkers;
-    char ua_line[128];
+    char ua_line[1024];
     uint32_t ua_len;
-    /* https: one context for every worker, made when the first https request starts. */
-    pthread_mutex_t tls_lock;
-    struct tls_ctx *tls;
-    int tls_tried;
-    char tls_err[256];
+    uint32_t retry_on;        /* bit per rf_error, and: */
+    uint8_t retry_status[600];/* statuses to retry */
+    struct tls_ctx *tls;      /* https: one context for every worker, made at creation */
+    char tls_err[256];        /* why it could not be made (https requests fail with it) */
     /* Shared by the workers, under `lock`: the window's admission side and the input. */
     pthread_mutex_t lock;
     struct rf_window win;
     struct submitted *q_head, *q_tail;
     int input_done;
-    int in_callback;          /* a callback runs, on thread cb_thread */
-    pthread_t cb_thread;
+    int pull_again;           /* the pull callback had nothing now: ask at the next step */
+    /* Atomics: */
     int stopping;             /* destroy: worker threads leave */
     int fatal;                /* a worker thread's error (-rf_error): rf_step() returns it */
-    volatile sig_atomic_t cancel_requested;
+    int cancelled;            /* rf_cancel() until rf_resume() */
+    unsigned cancel_epoch;    /* bumped by every rf_cancel(): workers end what they hold */
     uint64_t delivered;
+    char last_error[256];
 };
 
 /* request.c: a request's life on a fetch connection */
@@ -141,6 +143,16 @@ void fetch_cancel_all(struct worker *w);
 int fetch_worker_init(struct worker *w);
 extern const struct conn_ops fetch_conn_ops;
 
+/* policy.c: a request's life across sends: redirects, retries, per-host limits, its end */
+int policy_init(struct worker *w);
+void policy_free(struct worker *w);
+void request_begin(struct worker *w, struct request *r);
+void request_run(struct worker *w, struct request *r);
+void request_next(struct worker *w, struct request *r);
+void request_complete(struct worker *w, struct request *r);
+int policy_start_ready(struct worker *w);
+void policy_cancel_waiting(struct worker *w);
+
 /* pool.c: free connections and kept-alive ones by origin */
 int pool_init(struct worker *w);
 void pool_free(struct worker *w);
@@ -150,9 +162,29 @@ struct fconn *pool_take(struct worker *w, uint8_t scheme, const char *host, uint
 void pool_put_idle(struct worker *w, struct fconn *f);
 void pool_put_free(struct worker *w, struct fconn *f);
 
-/* api.c */
+/* admit.c: copy a request into its window entry. 0 or -RF_ERR_NOMEM */
+int request_admit(rf_engine *e, struct request *r, const rf_request *req, size_t req_size);
+
+/* worker.c */
+int worker_init(rf_engine *e, struct worker *w, unsigned id, unsigned nslots);
+void worker_free(struct worker *w);
 void worker_wake(struct worker *w);
+void wake_hungry(rf_engine *e);
+int worker_turn(struct worker *w);
+int start_threads(rf_engine *e);
 void engine_request_done(struct worker *w, struct request *r, uint64_t index);
-struct tls_ctx *engine_tls(rf_engine *e, const char **why);
+void queue_free(rf_engine *e);
+struct submitted *submitted_copy(const rf_request *req, size_t req_size);
+void queue_append(rf_engine *e, struct submitted *s);
+
+/* api.c: the callbacks, and whether this thread is inside one of e's */
+extern __thread const rf_engine *rf_in_callback;
+static inline int in_callback(const rf_engine *e) { return rf_in_callback == e; }
+
+/* A counter other threads read (rf_get_stats()): one writer, so a plain store suffices. */
+static inline void count(uint64_t *c)
+{
+    __atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -24,7 +24,6 @@ int pool_init(struct worker *w)
 
         list_init(&f->pool);
         list_init(&f->lru);
-        dq_node_init(&f->deadline);
         dq_node_init(&f->backoff);
         list_add_tail(&w->free_list, &f->pool);
     }

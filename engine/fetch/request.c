@@ -24,12 +24,10 @@ void fconn_set_state(struct worker *w, struct fconn *f, enum fconn_state s)
 {
     enum fconn_state old = (enum fconn_state)f->state;
 
-    if (serving(old) && !serving(s)) {
-        w->busy--;
-        dq_del(&f->deadline);
-    } else if (!serving(old) && serving(s)) {
-        w->busy++;
-    }
+    if (serving(old) && !serving(s))
+        __atomic_store_n(&w->busy, w->busy - 1, __ATOMIC_RELAXED);
+    else if (!serving(old) && serving(s))
+        __atomic_store_n(&w->busy, w->busy + 1, __ATOMIC_RELAXED);
     if (old == FC_BACKOFF)
         dq_del(&f->backoff);
     f->state = (uint8_t)s;
@@ -64,8 +62,9 @@ static int write_request(struct worker *w, struct fconn *f, const struct request
                          const struct rf_url *u)
 {
     struct http1_req h = {
-        .method = r->method, .url = r->str, .u = u,
-        .headers = r->headers, .n_headers = r->n_headers,
+        .method = r->str + r->method, .url = r->str + r->wire, .u = u,
+        .hdrs = r->str + r->hdrs, .hdrs_len = r->hdrs_len, .has = r->hdr_has,
+        .auth = r->auth_len ? r->str + r->auth : NULL, .auth_len = r->auth_len,
         .has_body = r->body != NULL, .body_len = r->body_len,
         .ua_line = w->eng->ua_line, .ua_len = w->eng->ua_len,
         .close = !w->eng->cfg.keepalive,
@@ -117,67 +116,90 @@ static void send_request(struct worker *w, struct fconn *f)
 
 /* ---- the response into the window ---- */
 
-enum capture { CAP_NONE, CAP_LOCATION, CAP_CTYPE, CAP_SERVER };
-
-static uint32_t *capture_slot(struct request *r, enum capture cap)
+/*
+ * Response headers arrive in pieces, split wherever the recvs split them. Each line is put
+ * together at the end of the request's string area: handed to the caller's on_header,
+ * kept if it is one a result carries (the first of repeats wins), forgotten otherwise.
+ */
+static uint32_t *capture_slot(struct request *r, const char *name, size_t len)
 {
-    switch (cap) {
-    case CAP_LOCATION:
-        return &r->loc;
-    case CAP_CTYPE:
-        return &r->ctype;
-    case CAP_SERVER:
-        return &r->server;
-    case CAP_NONE:
-        break;
-    }
+    static const struct {
+        const char *name;
+        size_t len;
+        size_t off;
+    } wanted[] = {
+        {"location", 8, offsetof(struct request, loc)},
+        {"content-type", 12, offsetof(struct request, ctype)},
+        {"server", 6, offsetof(struct request, server)},
+        {"retry-after", 11, offsetof(struct request, retry_after)},
+    };
+
+    for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
+        if (len == wanted[i].len && strncasecmp(name, wanted[i].name, len) == 0)
+            return (uint32_t *)((char *)r + wanted[i].off);
     return NULL;
+}
+
+static rf_error header_line(struct fconn *f, struct request *r)
+{
+    const rf_config *cfg = &f->wk->eng->cfg;
+    const char *name = r->str + f->hline;
+    size_t nlen = strlen(name);
+    const char *value = f->hval_open ? name + nlen + 1 : "";
+    size_t vlen = strlen(value);
+    uint32_t *off = capture_slot(r, name, nlen);
+
+    if (cfg->on_header) {
+        int stop;
+
+        rf_in_callback = f->wk->eng;
+        stop = cfg->on_header(cfg->stream_userp, f->req, r->userdata, name, nlen, value, vlen);
+        rf_in_callback = NULL;
+        if (stop)
+            return RF_ERR_CANCELLED;
+    }
+    if (off && *off == W_NONE && f->hval_open) {
+        /* Keep the value: it moves down over its name. */
+        memmove(r->str + f->hline, value, vlen + 1);
+        *off = f->hline;
+        r->str_len = f->hline + (uint32_t)vlen + 1;
+    } else {
+        r->str_len = f->hline;
+    }
+    return RF_OK;
 }
 
 static rf_error on_piece(void *ctx, enum http1_piece kind, const char *at, size_t len)
 {
-    static const struct {
-        const char *name;
-        uint8_t len, cap;
-    } wanted[] = {
-        {"location", 8, CAP_LOCATION},
-        {"content-type", 12, CAP_CTYPE},
-        {"server", 6, CAP_SERVER},
-    };
     struct fconn *f = ctx;
     struct request *r = req_of(f);
-    uint32_t *off;
+    uint32_t off;
 
     switch (kind) {
     case HTTP1_NAME:
-        if (len < (size_t)(FC_HNAME - f->hname_len)) {
-            memcpy(f->hname + f->hname_len, at, len);
-            f->hname_len += (uint8_t)len;
-        } else {
-            f->hname_len = FC_HNAME; /* too long to be one we capture */
-        }
-        break;
     case HTTP1_VALUE:
-        if (!f->hval_open) { /* the name is complete: is it one we keep? */
-            f->hval_open = 1;
-            f->hcap = CAP_NONE;
-            for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
-                if (f->hname_len == wanted[i].len &&
-                    strncasecmp(f->hname, wanted[i].name, f->hname_len) == 0)
-                    f->hcap = wanted[i].cap;
-            off = capture_slot(r, (enum capture)f->hcap);
-            /* The first of repeated headers wins; out of memory drops the header. */
-            if (!off || *off != W_NONE || (*off = request_append(r, at, (uint32_t)len)) == W_NONE)
-                f->hcap = CAP_NONE;
-        } else if (f->hcap != CAP_NONE) {
-            request_extend(r, at, (uint32_t)len);
+        /* A piece continues the name or value under way, or starts the value. */
+        if ((kind == HTTP1_NAME && f->hline != W_NONE) ||
+            (kind == HTTP1_VALUE && f->hval_open)) {
+            if (request_extend(r, at, (uint32_t)len))
+                return RF_ERR_NOMEM;
+            return RF_OK;
         }
-        break;
-    case HTTP1_END:
-        f->hname_len = 0;
-        f->hcap = CAP_NONE;
+        off = request_append(r, at, (uint32_t)len);
+        if (off == W_NONE)
+            return RF_ERR_NOMEM;
+        if (kind == HTTP1_NAME)
+            f->hline = off;
+        else
+            f->hval_open = 1;
+        return RF_OK;
+    case HTTP1_END: {
+        rf_error err = f->hline == W_NONE ? RF_OK : header_line(f, r);
+
+        f->hline = W_NONE;
         f->hval_open = 0;
-        break;
+        return err;
+    }
     }
     return RF_OK;
 }
@@ -202,19 +224,28 @@ static rf_error on_body(void *ctx, const char *at, size_t len)
     r->body_bytes += len;
     /* Keep before the cap check: the kept bytes are the first min(body_bytes, keep_body)
      * even when this piece ends the request, whatever the read sizes were. */
-    if (r->kept_len < cfg->keep_body) {
-        size_t room = cfg->keep_body - r->kept_len;
+    if (r->kept_len < r->keep_body) {
+        size_t room = r->keep_body - r->kept_len;
         uint32_t n = (uint32_t)(len < room ? len : room);
 
         if (r->kept == W_NONE)
             r->kept = request_append(r, at, n);
-        else
-            request_extend(r, at, n);
+        else if (request_extend(r, at, n))
+            n = 0;
         if (r->kept != W_NONE)
             r->kept_len += n;
     }
-    if (cfg->max_body && r->body_bytes > cfg->max_body)
+    if (r->max_body && r->body_bytes > r->max_body)
         return RF_ERR_TOO_LARGE;
+    if (cfg->on_body) {
+        int stop;
+
+        rf_in_callback = f->wk->eng;
+        stop = cfg->on_body(cfg->stream_userp, f->req, r->userdata, at, len);
+        rf_in_callback = NULL;
+        if (stop)
+            return RF_ERR_CANCELLED;
+    }
     return RF_OK;
 }
 
@@ -223,15 +254,19 @@ static void on_restart(void *ctx)
     struct fconn *f = ctx;
 
     request_reset_response(req_of(f));
-    f->hname_len = f->hcap = f->hval_open = 0;
+    f->hline = W_NONE;
+    f->hval_open = 0;
 }
 
 static const struct http1_sink capture = {on_piece, on_headers_done, on_body, on_restart};
 
 static void expect_response(struct fconn *f)
 {
-    f->hname_len = f->hcap = f->hval_open = 0;
-    http1_resp_next(&f->resp, strcmp(req_of(f)->method, "HEAD") == 0);
+    struct request *r = req_of(f);
+
+    f->hline = W_NONE;
+    f->hval_open = 0;
+    http1_resp_next(&f->resp, strcmp(r->str + r->method, "HEAD") == 0);
 }
 
 /* ---- opening ---- */
@@ -240,10 +275,8 @@ static void fail(struct worker *w, struct fconn *f, rf_error err, const char *de
 
 static int tls_memory(struct worker *w, struct fconn *f)
 {
-    const char *why;
-
-    if (!w->conns.tls && !(w->conns.tls = engine_tls(w->eng, &why))) {
-        fail(w, f, RF_ERR_TLS, why);
+    if (!w->conns.tls) { /* the default CA bundle could not be loaded at creation */
+        fail(w, f, RF_ERR_TLS, w->eng->tls_err);
         return -1;
     }
     if (!w->sessions.slot && tls_cache_init(&w->sessions, TLS_SESSIONS))
@@ -269,12 +302,13 @@ static void open_conn(struct worker *w, struct fconn *f, const struct rf_addrs *
     expect_response(f);
     ret = conn_open(&w->conns, &f->c, addrs, f->port, f->host,
                     https ? tls_cache_get(&w->sessions, f->origin_hash, f->host, f->port) : NULL,
-                    https ? NULL : f->sbuf, f->slen, 0);
+                    https ? NULL : f->sbuf, f->slen, 0,
+                    (uint64_t)req_of(f)->connect_timeout_ms * 1000);
     if (ret == -RF_ERR_RESOURCE && ++f->tries < BACKOFF_TRIES)
         return fconn_set_state(w, f, FC_BACKOFF);
     if (ret)
         return fetch_finish(w, f, ret == -RF_ERR_TLS ? RF_ERR_TLS : RF_ERR_RESOURCE);
-    w->stats.connects++;
+    count(&w->stats.connects);
     fconn_set_state(w, f, FC_BUSY);
 }
 
@@ -327,7 +361,8 @@ void fetch_start(struct worker *w, struct fconn *f, uint64_t req, const struct r
     int ret;
 
     f->req = req;
-    f->t_admit = w->ring.now;
+    r->fc = f;
+    f->t_start = w->ring.now;
     f->t_connected = f->t_first = 0;
     f->retried = f->got_bytes = f->tries = f->extra = 0;
     ret = write_request(w, f, r, u);
@@ -336,7 +371,6 @@ void fetch_start(struct worker *w, struct fconn *f, uint64_t req, const struct r
         f->reused = 1;
         f->t_connected = w->ring.now;
         fconn_set_state(w, f, FC_BUSY);
-        dq_add(&w->deadlines, &f->deadline, w->ring.now);
         if (ret)
             return fetch_finish(w, f, (rf_error)-ret);
         expect_response(f);
@@ -346,7 +380,6 @@ void fetch_start(struct worker *w, struct fconn *f, uint64_t req, const struct r
     f->c.peer.len = 0; /* a row names an address only if this request tried one */
     set_origin(f, u, host_lc, hash);
     fconn_set_state(w, f, FC_RESOLVING);
-    dq_add(&w->deadlines, &f->deadline, w->ring.now);
     if (ret)
         return fetch_finish(w, f, (rf_error)-ret);
     resolve(w, f);
@@ -354,9 +387,9 @@ void fetch_start(struct worker *w, struct fconn *f, uint64_t req, const struct r
 
 /* ---- the end of a request ---- */
 
-static uint32_t since_admit(const struct fconn *f, uint64_t t)
+static uint32_t since(uint64_t from, uint64_t t)
 {
-    uint64_t d = t ? t - f->t_admit : 0;
+    uint64_t d = t ? t - from : 0;
 
     return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }
@@ -380,7 +413,11 @@ static void record_tls(struct worker *w, struct fconn *f, struct request *r, rf_
     }
 }
 
-/* The request on f has its result: record it, then keep the connection or close it. */
+/*
+ * The request on f has the outcome of this send: record it, keep the connection or close
+ * it, and let the request's policy decide what comes next (a redirect, a retry, its
+ * result).
+ */
 void fetch_finish(struct worker *w, struct fconn *f, rf_error err)
 {
     struct request *r = req_of(f);
@@ -388,25 +425,26 @@ void fetch_finish(struct worker *w, struct fconn *f, rf_error err)
 
     r->err = err;
     r->reused = f->reused;
-    r->connect_us = f->reused ? 0 : since_admit(f, f->t_connected);
-    r->ttfb_us = since_admit(f, f->t_first);
-    r->total_us = since_admit(f, w->ring.now);
+    r->connect_us = f->reused ? 0 : since(f->t_start, f->t_connected);
+    r->ttfb_us = since(f->t_start, f->t_first);
+    r->total_us = since(r->t_admit, w->ring.now);
     if (f->c.peer.len && r->ip == W_NONE) {
         char buf[64];
         const char *ip = addr_text(&f->c.peer, buf, sizeof(buf));
 
         r->ip = request_append(r, ip, (uint32_t)strlen(ip));
     }
+    r->addresses_tried = f->reused ? 0 : f->c.tried;
     record_tls(w, f, r, err);
-    if (err != RF_OK)
-        w->stats.errors++;
-    engine_request_done(w, r, f->req);
-    keep = err == RF_OK && w->eng->cfg.keepalive && !w->cancelling && !f->extra &&
+    r->fc = NULL;
+    keep = err == RF_OK && w->eng->cfg.keepalive &&
+           !__atomic_load_n(&w->eng->cancelled, __ATOMIC_ACQUIRE) && !f->extra &&
            f->c.state == CONN_OPEN && http1_resp_keepalive(&f->resp.parser);
     if (keep)
         fconn_set_state(w, f, FC_IDLE);
     else
         fconn_close(w, f);
+    request_next(w, r);
 }
 
 static void fail(struct worker *w, struct fconn *f, rf_error err, const char *detail)
@@ -520,13 +558,13 @@ const struct conn_ops fetch_conn_ops = {
     .closed = on_closed,
 };
 
-/* ---- deadlines ---- */
+/* ---- back-off after EMFILE/EADDRNOTAVAIL ---- */
 
 static int64_t timers_next(void *ctx)
 {
     struct worker *w = ctx;
 
-    return dq_min(dq_next(&w->deadlines), dq_next(&w->backoffs));
+    return dq_next(&w->backoffs);
 }
 
 static void timers_fire(void *ctx, uint64_t now)
@@ -534,9 +572,6 @@ static void timers_fire(void *ctx, uint64_t now)
     struct worker *w = ctx;
     struct dq_node *n;
 
-    while ((n = dq_due(&w->deadlines, now)))
-        fetch_finish(w, (struct fconn *)((char *)n - offsetof(struct fconn, deadline)),
-                     RF_ERR_TIMEOUT);
     while ((n = dq_due(&w->backoffs, now))) {
         struct fconn *f = (struct fconn *)((char *)n - offsetof(struct fconn, backoff));
 
@@ -547,16 +582,20 @@ static void timers_fire(void *ctx, uint64_t now)
 
 int fetch_worker_init(struct worker *w)
 {
-    dq_init(&w->deadlines, (uint64_t)w->eng->cfg.timeout_ms * 1000);
+    int ret;
+
     dq_init(&w->backoffs, BACKOFF_US);
     ring_add_timer(&w->ring, &(struct ring_timer){timers_next, timers_fire, w});
-    return conn_set_init(&w->conns, &w->ring, w->fc, sizeof(*w->fc), w->nconns,
-                         &fetch_conn_ops, (uint64_t)w->eng->cfg.connect_timeout_ms * 1000);
+    ret = conn_set_init(&w->conns, &w->ring, w->fc, sizeof(*w->fc), w->nconns,
+                        &fetch_conn_ops, (uint64_t)w->eng->cfg.connect_timeout_ms * 1000);
+    return ret ? ret : policy_init(w);
 }
 
+/* End what this worker holds: requests on connections, and those waiting for one. */
 void fetch_cancel_all(struct worker *w)
 {
     for (uint32_t i = 0; i < w->nconns; i++)
         if (serving((enum fconn_state)w->fc[i].state))
             fetch_finish(w, &w->fc[i], RF_ERR_CANCELLED);
+    policy_cancel_waiting(w);
 }

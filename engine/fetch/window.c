@@ -1,18 +1,20 @@
-/* results.c - the ordered result window: admission bound, string areas and in-order delivery. */
+/* window.c - the ordered result window: admission bound, string areas and in-order delivery. */
 #include "fetch/window.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#define PAGE (1u << W_PAGE_SHIFT)
+
 int window_init(struct rf_window *w, uint32_t size)
 {
-    uint32_t n = 1;
+    uint32_t n = PAGE;
 
     while (n < size)
         n <<= 1;
     memset(w, 0, sizeof(*w));
-    w->e = calloc(n, sizeof(*w->e));
-    if (!w->e)
+    w->page = calloc(n >> W_PAGE_SHIFT, sizeof(*w->page));
+    if (!w->page)
         return -RF_ERR_NOMEM;
     w->size = n;
     w->mask = n - 1;
@@ -21,98 +23,145 @@ int window_init(struct rf_window *w, uint32_t size)
 
 void window_free(struct rf_window *w)
 {
-    if (!w->e)
+    if (!w->page)
         return;
-    for (uint32_t i = 0; i < w->size; i++)
-        free(w->e[i].str);
-    free(w->e);
+    for (uint32_t p = 0; p < w->size >> W_PAGE_SHIFT; p++) {
+        for (uint32_t i = 0; w->page[p] && i < PAGE; i++) {
+            request_end(&w->page[p][i]);
+            if (w->page[p][i].str != w->page[p][i].inl)
+                free(w->page[p][i].str);
+        }
+        free(w->page[p]);
+    }
+    free(w->page);
     memset(w, 0, sizeof(*w));
 }
 
-static int request_reserve(struct request *e, uint32_t extra)
+int window_take(struct rf_window *w, uint64_t *index)
 {
-    uint64_t need = (uint64_t)e->str_len + extra + 1;
-    uint32_t cap = e->str_cap ? e->str_cap : 128;
-    char *p;
+    uint32_t p = (uint32_t)((w->next & w->mask) >> W_PAGE_SHIFT);
 
-    if (need <= e->str_cap)
-        return 0;
-    if (need > UINT32_MAX / 2)
-        return -1;
-    while (cap < need)
-        cap *= 2;
-    p = realloc(e->str, cap);
-    if (!p)
-        return -1;
-    e->str = p;
-    e->str_cap = cap;
-    return 0;
-}
-
-uint32_t request_append(struct request *e, const char *s, uint32_t len)
-{
-    uint32_t off;
-
-    if (request_reserve(e, len))
-        return W_NONE;
-    off = e->str_len;
-    memcpy(e->str + off, s, len);
-    e->str[off + len] = '\0';
-    e->str_len = off + len + 1;
-    return off;
-}
-
-int request_extend(struct request *e, const char *s, uint32_t len)
-{
-    if (request_reserve(e, len))
-        return -1;
-    /* Overwrite the terminating NUL of the last string and write a new one. */
-    memcpy(e->str + e->str_len - 1, s, len);
-    e->str_len += len;
-    e->str[e->str_len - 1] = '\0';
-    return 0;
-}
-
-void request_reset_response(struct request *e)
-{
-    e->str_len = e->url_len + 1;
-    e->status = 0;
-    e->body_bytes = 0;
-    e->content_length = -1;
-    e->loc = e->ctype = e->server = e->ip = e->kept = e->detail = W_NONE;
-    e->kept_len = 0;
-    e->tls_version = NULL;
-    e->tls_us = 0;
-    e->tls_resumed = 0;
-    e->connect_us = e->ttfb_us = e->total_us = 0;
-    e->reused = 0;
-    e->err = RF_OK;
-}
-
-int window_admit(struct rf_window *w, const rf_request *req, uint64_t *index)
-{
-    struct request *e = window_at(w, w->next);
-    size_t len = strlen(req->url);
-
-    e->str_len = 0;
-    if (len > UINT32_MAX / 4 || request_append(e, req->url, (uint32_t)len) == W_NONE)
-        return -RF_ERR_NOMEM;
-    e->url_len = (uint32_t)len;
-    request_reset_response(e);
-    e->state = W_PENDING;
-    e->method = req->method ? req->method : "GET";
-    e->headers = req->headers;
-    e->n_headers = req->headers ? req->n_headers : 0;
-    e->body = req->body;
-    e->body_len = req->body ? req->body_len : 0;
-    e->userdata = req->userdata;
+    /* A page is made when the window first reaches it: memory follows what is in use. */
+    if (!w->page[p]) {
+        w->page[p] = calloc(PAGE, sizeof(**w->page));
+        if (!w->page[p])
+            return -RF_ERR_NOMEM;
+        for (uint32_t i = 0; i < PAGE; i++) {
+            request_clear(&w->page[p][i]);
+            dq_node_init(&w->page[p][i].deadline);
+            dq_node_init(&w->page[p][i].wait);
+        }
+    }
     *index = w->next++;
     return 0;
 }
 
-static const char *str_at(const struct request *e, uint32_t off)
+/* ---- the string area ---- */
+
+void request_clear(struct request *r)
 {
-    return off == W_NONE ? NULL : e->str + off;
+    if (r->str && r->str != r->inl)
+        free(r->str);
+    r->str = r->inl;
+    r->str_cap = REQ_INLINE;
+    r->str_len = 0;
+}
+
+char *request_reserve(struct request *r, uint32_t extra)
+{
+    uint64_t need = (uint64_t)r->str_len + extra + 1;
+    uint32_t cap = r->str_cap;
+    char *p;
+
+    if (need <= r->str_cap)
+        return r->str + r->str_len;
+    if (need > UINT32_MAX / 2)
+        return NULL;
+    while (cap < need)
+        cap *= 2;
+    if (r->str == r->inl) {
+        p = malloc(cap);
+        if (p)
+            memcpy(p, r->inl, r->str_len);
+    } else {
+        p = realloc(r->str, cap);
+    }
+    if (!p)
+        return NULL;
+    r->str = p;
+    r->str_cap = cap;
+    return r->str + r->str_len;
+}
+
+uint32_t request_commit(struct request *r, uint32_t len)
+{
+    uint32_t off = r->str_len;
+
+    r->str[off + len] = '\0';
+    r->str_len = off + len + 1;
+    return off;
+}
+
+uint32_t request_append(struct request *r, const char *s, uint32_t len)
+{
+    char *p = request_reserve(r, len);
+
+    if (!p)
+        return W_NONE;
+    memcpy(p, s, len);
+    return request_commit(r, len);
+}
+
+int request_extend(struct request *r, const char *s, uint32_t len)
+{
+    if (!request_reserve(r, len))
+        return -1;
+    /* Overwrite the terminating NUL of the last string and write a new one. */
+    memcpy(r->str + r->str_len - 1, s, len);
+    r->str_len += len;
+    r->str[r->str_len - 1] = '\0';
+    return 0;
+}
+
+void request_reset_response(struct request *r)
+{
+    r->status = 0;
+    r->body_bytes = 0;
+    r->content_length = -1;
+    r->loc = r->ctype = r->server = r->ip = r->kept = r->detail = r->retry_after = W_NONE;
+    r->kept_len = 0;
+    r->tls_version = NULL;
+    r->tls_us = 0;
+    r->tls_resumed = 0;
+    r->connect_us = r->ttfb_us = r->total_us = 0;
+    r->addresses_tried = 0;
+    r->reused = 0;
+    r->err = RF_OK;
+}
+
+void request_end(struct request *r)
+{
+    free(r->body_copy);
+    r->body_copy = NULL;
+}
+
+/* ---- delivery ---- */
+
+/* The redirect chain, oldest hop first, into hops[] (at most max entries). */
+static size_t chain_of(const struct request *e, rf_redirect *hops, size_t max)
+{
+    size_t n = e->redirects < max ? e->redirects : max;
+    uint32_t off = e->chain;
+
+    for (size_t i = n; i-- > 0 && off != W_NONE;) {
+        uint32_t rec[2];
+
+        memcpy(rec, e->str + off, sizeof(rec));
+        hops[i].status = (int)rec[1];
+        hops[i].url = e->str + off + sizeof(rec);
+        off = rec[0];
+    }
+    return n;
 }
 
 uint64_t window_emit(struct rf_window *w, rf_result_fn fn, void *userp)
@@ -123,35 +172,52 @@ uint64_t window_emit(struct rf_window *w, rf_result_fn fn, void *userp)
         struct request *e = window_at(w, w->head);
         rf_result r;
 
-        /* Pairs with the store in engine_job_done(): fields written before it are seen. */
+        /* Pairs with the store in engine_request_done(): fields written before it are seen. */
         if (__atomic_load_n(&e->state, __ATOMIC_SEQ_CST) != W_DONE)
             break;
+        memset(&r, 0, sizeof(r));
         r.index = w->head;
-        r.url = e->str;
+        r.url = request_str(e, e->url);
         r.error = e->err;
         r.status = e->status;
         r.body_bytes = e->body_bytes;
         r.content_length = e->content_length;
-        r.location = str_at(e, e->loc);
-        r.content_type = str_at(e, e->ctype);
-        r.server = str_at(e, e->server);
-        r.ip = str_at(e, e->ip);
-        r.body = str_at(e, e->kept);
+        r.location = request_str(e, e->loc);
+        r.content_type = request_str(e, e->ctype);
+        r.server = request_str(e, e->server);
+        r.ip = request_str(e, e->ip);
+        r.body = request_str(e, e->kept);
         r.body_len = e->kept_len;
         r.connect_us = e->connect_us;
         r.ttfb_us = e->ttfb_us;
         r.total_us = e->total_us;
         r.reused = e->reused;
         r.userdata = e->userdata;
-        r.error_detail = str_at(e, e->detail);
+        r.error_detail = request_str(e, e->detail);
         r.tls_version = e->tls_version;
         r.tls_us = e->tls_us;
         r.tls_resumed = e->tls_resumed;
-        /* Free the entry before the callback so a callback's view is all it gets. */
+        r.addresses_tried = e->addresses_tried;
+        r.attempts = e->attempts ? e->attempts : 1;
+        r.redirects = e->redirects;
+        if (e->redirects) {
+            rf_redirect small[16], *hops = e->redirects <= 16 ? small
+                                          : malloc(e->redirects * sizeof(*hops));
+
+            r.final_url = request_str(e, e->wire);
+            r.chain = hops;
+            r.n_chain = hops ? chain_of(e, hops, e->redirects) : 0;
+            fn(userp, &r);
+            if (hops != small)
+                free(hops);
+        } else {
+            fn(userp, &r);
+        }
+        /* The heap part goes back now: memory follows the requests in flight. */
+        request_clear(e);
         e->state = W_FREE;
         __atomic_store_n(&w->head, w->head + 1, __ATOMIC_SEQ_CST);
         n++;
-        fn(userp, &r);
     }
     return n;
 }

@@ -35,15 +35,7 @@ static void put_u64(struct wbuf *b, uint64_t v)
     put(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
-static int has_header(const struct http1_req *r, const char *name, size_t len)
-{
-    for (size_t i = 0; i < r->n_headers; i++)
-        if (strncasecmp(r->headers[i], name, len) == 0 && r->headers[i][len] == ':')
-            return 1;
-    return 0;
-}
-
-int http1_valid_request(const char *method, const char *const *headers, size_t n_headers)
+int http1_valid_method(const char *method)
 {
     if (!*method)
         return 0;
@@ -51,13 +43,49 @@ int http1_valid_request(const char *method, const char *const *headers, size_t n
         if (!((*m >= 'A' && *m <= 'Z') || (*m >= 'a' && *m <= 'z') || (*m >= '0' && *m <= '9') ||
               strchr("!#$%&'*+-.^_`|~", *m)))
             return 0;
-    for (size_t i = 0; i < n_headers; i++) {
-        const char *colon = strchr(headers[i], ':');
-
-        if (!colon || colon == headers[i] || strpbrk(headers[i], "\r\n"))
-            return 0;
-    }
     return 1;
+}
+
+static unsigned header_flag(const char *h, size_t name_len)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } ours[] = {
+        {"host", HTTP1_HAS_HOST}, {"user-agent", HTTP1_HAS_UA}, {"accept", HTTP1_HAS_ACCEPT},
+        {"connection", HTTP1_HAS_CONNECTION}, {"content-length", HTTP1_HAS_CLEN},
+        {"authorization", HTTP1_HAS_AUTH},
+    };
+
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+        if (strlen(ours[i].name) == name_len && strncasecmp(h, ours[i].name, name_len) == 0)
+            return ours[i].flag;
+    return 0;
+}
+
+int http1_header_block(const char *const *headers, size_t n, char *out, size_t cap,
+                       unsigned *has)
+{
+    size_t len = 0;
+
+    *has = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *h = headers[i], *colon = h ? strchr(h, ':') : NULL;
+        size_t hl;
+
+        if (!colon || colon == h || strpbrk(h, "\r\n"))
+            return -RF_ERR_INVALID_ARG;
+        *has |= header_flag(h, (size_t)(colon - h));
+        hl = strlen(h);
+        if (hl + 2 > UINT32_MAX / 4 || len + hl + 2 > (out ? cap : UINT32_MAX / 2))
+            return -RF_ERR_TOO_LARGE;
+        if (out) {
+            memcpy(out + len, h, hl);
+            memcpy(out + len + hl, "\r\n", 2);
+        }
+        len += hl + 2;
+    }
+    return (int)len;
 }
 
 /* Plain copies, no formatting: Host, User-Agent and Accept are ours unless the caller set them. */
@@ -72,22 +100,21 @@ int http1_format_request(char *buf, uint32_t cap, const struct http1_req *r)
         put(&b, "/", 1);
     put(&b, r->url + u->target_off, u->target_len);
     put(&b, " HTTP/1.1\r\n", 11);
-    if (!has_header(r, "Host", 4)) {
+    if (!(r->has & HTTP1_HAS_HOST)) {
         put(&b, "Host: ", 6);
         put(&b, r->url + u->authority_off, u->authority_len);
         put(&b, "\r\n", 2);
     }
-    if (r->ua_len && !has_header(r, "User-Agent", 10))
+    if (r->ua_len && !(r->has & HTTP1_HAS_UA))
         put(&b, r->ua_line, r->ua_len);
-    if (!has_header(r, "Accept", 6))
+    if (!(r->has & HTTP1_HAS_ACCEPT))
         put(&b, "Accept: */*\r\n", 13);
-    if (r->close && !has_header(r, "Connection", 10))
+    if (r->close && !(r->has & HTTP1_HAS_CONNECTION))
         put(&b, "Connection: close\r\n", 19);
-    for (size_t i = 0; i < r->n_headers; i++) {
-        puts_(&b, r->headers[i]);
-        put(&b, "\r\n", 2);
-    }
-    if (r->has_body && !has_header(r, "Content-Length", 14)) {
+    if (r->auth_len && !(r->has & HTTP1_HAS_AUTH))
+        put(&b, r->auth, r->auth_len);
+    put(&b, r->hdrs, r->hdrs_len);
+    if (r->has_body && !(r->has & HTTP1_HAS_CLEN)) {
         put(&b, "Content-Length: ", 16);
         put_u64(&b, r->body_len);
         put(&b, "\r\n", 2);

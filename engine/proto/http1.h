@@ -15,24 +15,41 @@
 #include "proto/url.h"
 #include "ringfetch.h"
 
+/* Which of the headers we add the caller's headers replace. */
+#define HTTP1_HAS_HOST 1u
+#define HTTP1_HAS_UA 2u
+#define HTTP1_HAS_ACCEPT 4u
+#define HTTP1_HAS_CONNECTION 8u
+#define HTTP1_HAS_CLEN 16u
+#define HTTP1_HAS_AUTH 32u
+
+/* A method that is an RFC 9110 token. */
+int http1_valid_method(const char *method);
+
+/*
+ * The caller's headers as one block, "Name: value\r\n" each, into out (cap bytes; out NULL
+ * only checks and measures), checked so that what a caller passes can never add a line to
+ * the request: each holds a colon after a non-empty name and no CR or LF. *has gets the
+ * HTTP1_HAS_* flags. Returns the block's length, -RF_ERR_INVALID_ARG or -RF_ERR_TOO_LARGE.
+ */
+int http1_header_block(const char *const *headers, size_t n, char *out, size_t cap,
+                       unsigned *has);
+
 struct http1_req {
     const char *method;
     const char *url;             /* the string u's offsets index */
     const struct rf_url *u;
-    const char *const *headers;  /* "Name: value" lines without CRLF */
-    size_t n_headers;
+    const char *hdrs;            /* http1_header_block()'s block, and its flags */
+    size_t hdrs_len;
+    unsigned has;
+    const char *auth;            /* "Authorization: ...\r\n" from userinfo, or auth_len 0 */
+    size_t auth_len;
     int has_body;
     size_t body_len;
     const char *ua_line;         /* "User-Agent: ...\r\n", or ua_len 0 for none */
     size_t ua_len;
     int close;                   /* add Connection: close */
 };
-
-/*
- * A method that is an RFC 9110 token and headers that each hold a colon and no CR or LF:
- * what a caller passes can then never add a line to the request.
- */
-int http1_valid_request(const char *method, const char *const *headers, size_t n_headers);
 
 /* Write the head into buf; returns its length or -RF_ERR_TOO_LARGE when cap is short. */
 int http1_format_request(char *buf, uint32_t cap, const struct http1_req *r);

@@ -35,4 +35,32 @@ struct rf_url {
  */
 int url_parse(const char *s, size_t len, struct rf_url *u);
 
+/* Where url_normalize() found "user:password" in its input (len 0: none). */
+struct url_userinfo {
+    uint32_t off, len;
+};
+
+/*
+ * A URL as people write it, made into one for url_parse(), written to out (cap bytes):
+ * without "scheme://" default_scheme is put in front (NULL: refused); the scheme is
+ * lower-cased; userinfo is cut out (*ui says where it was); a host with non-ASCII bytes
+ * becomes punycode (IDNA2008, UTS 46 mapping, through libidn2); spaces and bytes >= 0x80
+ * in the path and query are percent-encoded as browsers do. Control bytes stay, for
+ * url_parse() to refuse. out needs at most 3 * len + strlen(default_scheme) + 1024 bytes.
+ * Returns the length written or -RF_ERR_INVALID_URL.
+ */
+int url_normalize(const char *in, size_t len, const char *default_scheme, char *out,
+                  size_t cap, struct url_userinfo *ui);
+
+/*
+ * RFC 3986 5.2: the reference `ref` (a Location header's value) resolved against the
+ * absolute URL `base`, into out (cap bytes), fragment dropped. Returns the length or -1.
+ */
+int url_resolve(const char *base, size_t blen, const char *ref, size_t rlen, char *out,
+                size_t cap);
+
+/* "Authorization: Basic ...\r\n" for a URL's userinfo (percent-escapes decoded) into out.
+ * Returns its length, or -1 when it does not fit. */
+int url_basic_auth(const char *userinfo, size_t len, char *out, size_t cap);
+
 #endif

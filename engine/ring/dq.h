@@ -1,7 +1,8 @@
 /*
- * dq.h - deadline queues: FIFO lists whose entries all wait the same delay, so the head is
- * always the earliest and expiring never scans. One queue per kind of deadline (connect,
- * request, back-off, ...); an entry leaves in O(1) when its wait ends early.
+ * dq.h - deadline queues: lists kept in deadline order, whose entries mostly wait the same
+ * delay, so an insertion is O(1) at the tail, the head is always the earliest and expiring
+ * never scans. One queue per kind of deadline (connect, request, back-off, ...); an entry
+ * leaves in O(1) when its wait ends early.
  */
 #ifndef RF_DQ_H
 #define RF_DQ_H
@@ -28,12 +29,30 @@ static inline void dq_init(struct dq *q, uint64_t delay)
 
 static inline void dq_node_init(struct dq_node *n) { list_init(&n->link); }
 
+/*
+ * Queue n to be due at `at`, which may differ from the queue's delay (a per-request
+ * timeout): it goes in from the tail to its place, so a queue of equal delays still costs
+ * O(1) and an odd one walks only past the entries due after it.
+ */
+static inline void dq_add_at(struct dq *q, struct dq_node *n, uint64_t at)
+{
+    struct list *pos = q->head.prev;
+
+    list_del(&n->link);
+    n->at = at;
+    while (pos != &q->head && list_entry(pos, struct dq_node, link)->at > at)
+        pos = pos->prev;
+    /* insert after pos */
+    n->link.prev = pos;
+    n->link.next = pos->next;
+    pos->next->prev = &n->link;
+    pos->next = &n->link;
+}
+
 /* Queue n to be due q->delay after now (leaving whatever queue it was on). */
 static inline void dq_add(struct dq *q, struct dq_node *n, uint64_t now)
 {
-    list_del(&n->link);
-    n->at = now + q->delay;
-    list_add_tail(&q->head, &n->link);
+    dq_add_at(q, n, now + q->delay);
 }
 
 static inline void dq_del(struct dq_node *n) { list_del(&n->link); }

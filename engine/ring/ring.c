@@ -19,7 +19,7 @@
  * the fallback; a plain ring is the last resort.
  */
 static int ring_setup(struct io_uring *u, unsigned entries, unsigned cq_entries,
-                      unsigned extra)
+                      unsigned extra, int any_thread)
 {
     static const unsigned tries[] = {
         IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -28,7 +28,7 @@ static int ring_setup(struct io_uring *u, unsigned entries, unsigned cq_entries,
     };
     int ret = -EINVAL;
 
-    for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+    for (size_t i = any_thread ? 1 : 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
         struct io_uring_params p;
 
         memset(&p, 0, sizeof(p));
@@ -120,7 +120,8 @@ int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbu
     memset(r, 0, sizeof(*r));
     /* R_DISABLED: the submitter is then the thread that enables the ring, not this one. */
     ret = ring_setup(&r->uring, entries, cq,
-                     flags & RING_LATER_THREAD ? IORING_SETUP_R_DISABLED : 0);
+                     flags & RING_LATER_THREAD ? IORING_SETUP_R_DISABLED : 0,
+                     (flags & RING_ANY_THREAD) != 0);
     if (ret)
         return ret;
     for (unsigned op = 0; op < OP__COUNT; op++)

@@ -56,9 +56,11 @@ struct rf_ring {
  *
  * A single-issuer ring belongs to the thread that first submits on it. The ring starts
  * disabled (R_DISABLED) when RING_LATER_THREAD is passed: the thread that will drive it
- * calls ring_adopt() before anything else, whichever thread set it up.
+ * calls ring_adopt() before anything else, whichever thread set it up. RING_ANY_THREAD
+ * gives up single-issuer (and so DEFER_TASKRUN) for a ring that threads take turns on.
  */
 #define RING_LATER_THREAD 1u
+#define RING_ANY_THREAD 2u /* not single-issuer: any thread may drive it, one at a time */
 int ring_init(struct rf_ring *r, unsigned entries, unsigned nfiles, unsigned nbufs,
               unsigned buf_size, unsigned flags);
 /* Make the calling thread the ring's submitter (see RING_LATER_THREAD). 0 or -errno. */

@@ -141,7 +141,9 @@ def test_usage_errors(ctx):
     rc, out, err = ctx.bench([])
     assert rc == 2 and "give exactly one URL" in err, err
     rc, out, err = ctx.bench(["-c", "0", ctx.nginx.url("/")])
-    assert rc == 2 and "bad number" in err, err
+    assert rc == 2 and "bad --connections: 0" in err, err
+    rc, out, err = ctx.bench(["--frobnicate", ctx.nginx.url("/")])
+    assert rc == 2 and "--frobnicate" in err, err
     rc, out, err = ctx.bench(["-d", "1s", "not a url"])
     assert rc == 1 and "invalid_url" in err, err
     with harness.DnsServer({}) as dns:  # NXDOMAIN for everything, on loopback

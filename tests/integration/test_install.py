@@ -219,7 +219,7 @@ def test_pkg_config_output(ctx):
     assert inst.pkg_config("--modversion") == [f"{major}.{minor}.{patch}"]
     assert inst.pkg_config("--cflags", "--libs") == [f"-I{inc}", f"-L{lib}", "-lringfetch"]
     assert inst.pkg_config("--static", "--libs") == [f"-L{lib}", "-lringfetch"] + \
-        (["-lwolfssl"] if inst.system else []) + ["-lpthread", "-lm", "-luring", "-lcares"]
+        (["-lwolfssl"] if inst.system else []) + ["-lpthread", "-lm", "-luring", "-lcares", "-lidn2"]
 
 
 # --------------------------------------------------------------- what the archive exports
