@@ -236,6 +236,13 @@ void http1_resp_init(struct http1_resp *r, const struct http1_sink *sink, void *
 {
     pthread_once(&settings_once, settings_init);
     llhttp_init(&r->parser, HTTP_RESPONSE, &settings);
+    /*
+     * RFC 9112 2.2: a recipient may take a bare LF as a line terminator in the start line
+     * and the header fields; curl and aiohttp do. llhttp 8 takes it in header lines only
+     * with lenient header values (which also lets control bytes through in values: they
+     * are escaped wherever a value is shown).
+     */
+    llhttp_set_lenient_headers(&r->parser, 1);
     r->parser.data = r;
     r->sink = sink;
     r->ctx = ctx;

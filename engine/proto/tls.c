@@ -99,6 +99,12 @@ int tls_ctx_new(struct tls_ctx **out, const struct tls_opts *o, char *err, size_
      * 275 us of server CPU per resumed handshake. A library without it keeps its default.
      */
     wolfSSL_CTX_set_groups(c->ctx, (int *)groups, sizeof(groups) / sizeof(groups[0]));
+    /*
+     * TLS 1.2 resumption by ticket (RFC 5077) needs the extension in the ClientHello:
+     * servers without a session cache (nginx: tickets on, cache off) resume no other way.
+     * TLS 1.3 tickets need nothing more.
+     */
+    wolfSSL_CTX_UseSessionTicket(c->ctx);
     wolfSSL_CTX_SetIORecv(c->ctx, io_recv);
     wolfSSL_CTX_SetIOSend(c->ctx, io_send);
     if (o->insecure) {
