@@ -437,6 +437,9 @@ typedef struct rf_bench_config {
     double start_at;                 /* wall-clock epoch seconds to start at; 0 = at once */
     unsigned slack_us;               /* open loop: requests due this close together leave in
                                         one submit (at most 50; default 50; 0 = one by one) */
+    int rx_timestamps;               /* response times from kernel receive timestamps where
+                                        the kernel offers them (default 1); 0: the clock,
+                                        read once per batch of completions */
     /* Set *stop nonzero (from a signal handler or any thread) to end the run early. */
     volatile sig_atomic_t *stop;
     /* Called from the rf_bench_run() thread at the end of each interval, or NULL. */
@@ -468,12 +471,15 @@ typedef struct rf_bench_report {
     const rf_bench_interval *intervals;
     size_t n_intervals;
     const uint64_t *thread_requests; /* requests answered per thread (threads entries) */
-    const char *latency_method;      /* how response times were taken (see docs/api.md) */
+    const char *latency_method;      /* how response times were taken: "kernel-timestamp" or
+                                        "clock-per-batch" (see docs/api.md) */
+    double timestamped;              /* the share of responses timed by the kernel, 0..1 */
     char error[256];                 /* why the run failed, or the first failed handshake */
 } rf_bench_report;
 
 /* Fill *cfg with the defaults above. */
-RF_API void rf_bench_config_init(rf_bench_config *cfg);
+#define rf_bench_config_init(cfg) rf_bench_config_init_size((cfg), sizeof(*(cfg)))
+RF_API void rf_bench_config_init_size(rf_bench_config *cfg, size_t size);
 
 /*
  * Run a load test to its end (duration, request count or *stop) and fill *rep, whose

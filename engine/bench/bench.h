@@ -107,6 +107,9 @@ struct bthread {
     uint64_t stall_us;                /* -n alone: end when nothing progresses this long */
     uint64_t quota, issued, inflight; /* quota 0: no request limit */
     double due_step_us;               /* open loop: time between requests; 0 = closed loop */
+    uint64_t **unstamped;             /* closed loop: due slots of requests issued this turn */
+    uint32_t nunstamped;
+    uint64_t stamped, answers;        /* responses timed by the kernel, and all of them */
     uint64_t scheduled;               /* open loop: requests whose due time has been used */
     uint64_t open, peak_open;
     struct dq timeouts, pauses;

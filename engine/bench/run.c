@@ -23,19 +23,24 @@ struct report_mem {
     uint64_t *thread_requests;
 };
 
-void rf_bench_config_init(rf_bench_config *cfg)
+void rf_bench_config_init_size(rf_bench_config *cfg, size_t size)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->size = sizeof(*cfg);
-    cfg->connections = 10;
-    cfg->threads = 1;
-    cfg->pipeline = 1;
-    cfg->duration_ms = 10000;
-    cfg->interval_ms = 1000;
-    cfg->timeout_ms = 10000;
-    cfg->connect_timeout_ms = 10000;
-    cfg->tls_resume = 1;
-    cfg->slack_us = 50;
+    rf_bench_config d;
+
+    memset(&d, 0, sizeof(d));
+    d.connections = 10;
+    d.threads = 1;
+    d.pipeline = 1;
+    d.duration_ms = 10000;
+    d.interval_ms = 1000;
+    d.timeout_ms = 10000;
+    d.connect_timeout_ms = 10000;
+    d.tls_resume = 1;
+    d.slack_us = 50;
+    d.rx_timestamps = 1;
+    /* A caller built against an older header has a smaller struct: fill what it has. */
+    d.size = size < sizeof(d) ? size : sizeof(d);
+    memcpy(cfg, &d, d.size);
 }
 
 static rf_error fail(rf_bench_report *rep, rf_error err, const char *why)
@@ -384,7 +389,7 @@ static void merge(rf_bench_report *rep, struct hist *lat, const struct bthread *
 
 static int check_config(const rf_bench_config *cfg)
 {
-    if (cfg->size < sizeof(*cfg) || !cfg->connections || !cfg->n_targets || !cfg->targets ||
+    if (cfg->size < offsetof(rf_bench_config, stop) || !cfg->connections || !cfg->n_targets || !cfg->targets ||
         (!cfg->duration_ms && !cfg->requests) || cfg->slack_us > 50 || cfg->rate < 0 ||
         (cfg->interval_ms && cfg->interval_ms < 100))
         return -RF_ERR_INVALID_ARG;
@@ -403,7 +408,7 @@ rf_error rf_bench_run(const rf_bench_config *config, rf_bench_report *rep)
     struct report_mem mem;
     struct rf_url u = {0};
     unsigned nw = 0, started = 0;
-    uint64_t start;
+    uint64_t start, stamped = 0, answers = 0;
     int ret;
 
     if (!rep || rep->size < sizeof(*rep))
@@ -416,7 +421,9 @@ rf_error rf_bench_run(const rf_bench_config *config, rf_bench_report *rep)
     rep->latency = mem.latency;
     if (!config || check_config(config) != 0)
         return fail(rep, RF_ERR_INVALID_ARG, "invalid configuration");
-    cfg = *config;
+    /* Fields an older caller's struct lacks keep their defaults. */
+    rf_bench_config_init(&cfg);
+    memcpy(&cfg, config, config->size < sizeof(cfg) ? config->size : sizeof(cfg));
     if (!cfg.stop)
         cfg.stop = (volatile sig_atomic_t *)&never;
     if (!cfg.interval_ms)
@@ -486,6 +493,8 @@ rf_error rf_bench_run(const rf_bench_config *config, rf_bench_report *rep)
         if (ts[i].err)
             ret = ts[i].err;
         merge(rep, &mem.latency->h, &ts[i]);
+        stamped += ts[i].stamped;
+        answers += ts[i].answers;
         if (mem.thread_requests)
             mem.thread_requests[i] = ts[i].t.requests;
     }
@@ -493,7 +502,10 @@ rf_error rf_bench_run(const rf_bench_config *config, rf_bench_report *rep)
     rep->threads = nw;
     rep->connections = cfg.connections;
     rep->rate_achieved = rep->duration_s > 0 ? (double)rep->requests / rep->duration_s : 0;
-    rep->latency_method = "clock-per-batch";
+    /* Kernel timestamps are the method when (nearly) every response had one. */
+    rep->timestamped = answers ? (double)stamped / (double)answers : 0;
+    rep->latency_method = answers && rep->timestamped >= 0.99 ? "kernel-timestamp"
+                                                               : "clock-per-batch";
 out:
     rep->intervals = mem.intervals;
     for (unsigned i = 0; ts && i < nw; i++)

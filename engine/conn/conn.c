@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "ring/clock.h"
 
 #define PLAIN_CAP 16384 /* a TLS record's plaintext at most */
 
@@ -64,7 +67,8 @@ static void send_failed(struct conn_set *s, struct conn *c, int res)
 
 static void arm_recv(struct conn_set *s, struct conn *c)
 {
-    ring_recv_multishot(s->ring, (unsigned)c->fidx, ud_pack(OP_RECV, c->gen, c->idx));
+    ring_recv_multishot(s->ring, (unsigned)c->fidx, s->timestamps ? &s->msg : NULL,
+                        ud_pack(OP_RECV, c->gen, c->idx));
     c->recv_armed = 1;
 }
 
@@ -148,7 +152,8 @@ static int start_attempt(struct conn_set *s, struct conn *c)
         c->oldest = (uint8_t)l;
     ring_reserve(s->ring, 6);
     ring_socket_connect(s->ring, (unsigned)fidx, &c->att[l].addr.u.sa, c->att[l].addr.len,
-                        c->src, c->srclen, ud_pack(OP_SOCKET, gen, c->idx),
+                        c->src, c->srclen, s->timestamps ? RING_SO_TIMESTAMPNS : 0,
+                        ud_pack(OP_SOCKET, gen, c->idx),
                         ud_pack(OP_CONNECT, gen, c->idx), c->link_first);
     if (c->link_first && c->tls)
         flush(s, c, fidx, gen);
@@ -331,15 +336,57 @@ static int tls_data(struct conn_set *s, struct conn *c, const char *p, uint32_t 
     return 0;
 }
 
+/*
+ * A recvmsg buffer: the io_uring_recvmsg_out header, the control area, the payload. The
+ * payload's place and size come back in *p and the return; the timestamp goes to c->rx_us.
+ */
+static int recvmsg_payload(struct conn_set *s, struct conn *c, char **p, int res)
+{
+    struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(*p, res, &s->msg);
+    struct cmsghdr *cm;
+
+    c->rx_us = 0;
+    if (!o)
+        return -1;
+    for (cm = io_uring_recvmsg_cmsg_firsthdr(o, &s->msg); cm;
+         cm = io_uring_recvmsg_cmsg_nexthdr(o, &s->msg, cm)) {
+        struct timespec ts;
+
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SO_TIMESTAMPNS)
+            continue;
+        memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+        if (s->off_at != s->ring->now) { /* the clocks' offset, once per batch */
+            struct timespec real;
+
+            clock_gettime(CLOCK_REALTIME, &real);
+            s->real_minus_mono = (int64_t)real.tv_sec * 1000000 + real.tv_nsec / 1000 -
+                                 (int64_t)now_us();
+            s->off_at = s->ring->now;
+        }
+        c->rx_us = (uint64_t)((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 -
+                              s->real_minus_mono);
+    }
+    *p = io_uring_recvmsg_payload(o, &s->msg);
+    return (int)io_uring_recvmsg_payload_length(o, res, &s->msg);
+}
+
 static void on_recv(struct conn_set *s, struct conn *c, const struct io_uring_cqe *cqe)
 {
     int res = cqe->res;
+    unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+    char *p = res > 0 ? ring_buf(s->ring, bid) : NULL;
 
     if (!(cqe->flags & IORING_CQE_F_MORE))
         c->recv_armed = 0;
+    if (res > 0 && s->timestamps) {
+        /* A payload of 0 is the peer's end (recvmsg's EOF) */
+        int n = recvmsg_payload(s, c, &p, res);
+
+        if (n <= 0)
+            ring_buf_return(s->ring, bid);
+        res = n < 0 ? -EINVAL : n;
+    }
     if (res > 0) {
-        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        const char *p = ring_buf(s->ring, bid);
         int gone = c->tls ? tls_data(s, c, p, (uint32_t)res) : s->ops->data(c, p, (size_t)res);
 
         ring_buf_return(s->ring, bid);
@@ -425,6 +472,16 @@ static void on_cqe(void *ctx, struct io_uring_cqe *cqe)
 }
 
 /* ---- the set ---- */
+
+int conn_set_timestamps(struct conn_set *s)
+{
+    if (ring_probe_setsockopt(s->ring))
+        return 0;
+    memset(&s->msg, 0, sizeof(s->msg));
+    s->msg.msg_controllen = CMSG_SPACE(sizeof(struct timespec));
+    s->timestamps = 1;
+    return 1;
+}
 
 int conn_set_init(struct conn_set *s, struct rf_ring *ring, void *base, size_t stride,
                   uint32_t n, const struct conn_ops *ops, uint64_t connect_timeout_us)

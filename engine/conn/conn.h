@@ -62,6 +62,8 @@ struct conn {
         struct rf_sockaddr addr; /* read by the kernel when the linked connect runs */
     } att[CONN_ATTEMPTS];
     struct rf_sockaddr peer; /* the address that answered */
+    uint64_t rx_us;          /* with timestamps: when the kernel got the last recv's bytes
+                                (ring clock), else 0; read it in data() */
     const struct rf_addrs *addrs; /* held while connecting */
     const struct sockaddr *src;   /* bind before connect (bench --source-addrs), or NULL */
     socklen_t srclen;
@@ -95,7 +97,18 @@ struct conn_set {
     char *plain;                  /* https: decrypted bytes on their way to data() */
     struct dq connect_q;          /* connect deadlines (the whole open, handshake included) */
     struct dq attempt_q;          /* Happy Eyeballs: when the next attempt starts */
+    int timestamps;               /* receive timestamps (conn_set_timestamps) */
+    struct msghdr msg;            /* the recvmsg layout that carries them */
+    int64_t real_minus_mono;      /* clock offset, read once per batch (off_at) */
+    uint64_t off_at;
 };
+
+/*
+ * Kernel receive timestamps (SO_TIMESTAMPNS, read through multishot recvmsg), so that a
+ * response's time is when its last segment reached the host, not when the loop got to
+ * it. Call before any connection opens. Returns 1 when on, 0 when this kernel cannot.
+ */
+int conn_set_timestamps(struct conn_set *s);
 
 /*
  * Set up the set on `ring` and register its completion handlers and timers. `n`

@@ -204,31 +204,41 @@ void ring_reserve(struct rf_ring *r, unsigned n)
         io_uring_submit(&r->uring);
 }
 
+/* A socket option set on a direct descriptor: a socket uring_cmd (6.7); liburing 2.3 names
+ * neither it nor the fields. `val` must live until the operation runs. */
+static void prep_setsockopt(struct io_uring_sqe *sqe, unsigned fidx, int level, int name,
+                            const int *val)
+{
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, (int)fidx, NULL, 0, 0);
+    sqe->cmd_op = RF_SOCKET_URING_OP_SETSOCKOPT;
+    sqe->addr = (uint64_t)(unsigned)level | (uint64_t)(unsigned)name << 32;
+    sqe->splice_fd_in = (int)sizeof(*val);
+    sqe->addr3 = (uint64_t)(uintptr_t)val;
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+}
+
 void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr *sa,
                          socklen_t salen, const struct sockaddr *src, socklen_t srclen,
-                         uint64_t ud_socket, uint64_t ud_connect, int link_next)
+                         unsigned opts, uint64_t ud_socket, uint64_t ud_connect, int link_next)
 {
+    static const int one = 1;
     struct io_uring_sqe *sqe = ring_sqe(r);
 
-    /* The socket and the bind post a completion only when they fail. */
+    /* The socket and the options post a completion only when they fail. */
     io_uring_prep_socket_direct(sqe, sa->sa_family, SOCK_STREAM, 0, fidx, 0);
     sqe->flags |= IOSQE_IO_LINK;
     io_uring_sqe_set_data64(sqe, ud_socket);
+    if (opts & RING_SO_TIMESTAMPNS) {
+        /* Receive timestamps: each recvmsg says when the kernel got its last segment. */
+        prep_setsockopt(sqe = ring_sqe(r), fidx, SOL_SOCKET, SO_TIMESTAMPNS, &one);
+        io_uring_sqe_set_data64(sqe, ud_socket);
+    }
     if (src) {
         /*
          * IP_BIND_ADDRESS_NO_PORT first, so the port is chosen at connect time per
          * destination (and may reuse a TIME_WAIT port), not at bind time per address.
-         * A socket uring_cmd (6.7); liburing 2.3 names neither it nor the fields.
          */
-        static const int one = 1;
-
-        sqe = ring_sqe(r);
-        io_uring_prep_rw(IORING_OP_URING_CMD, sqe, (int)fidx, NULL, 0, 0);
-        sqe->cmd_op = RF_SOCKET_URING_OP_SETSOCKOPT;
-        sqe->addr = (uint64_t)IPPROTO_IP | (uint64_t)RF_IP_BIND_ADDRESS_NO_PORT << 32;
-        sqe->splice_fd_in = (int)sizeof(one);
-        sqe->addr3 = (uint64_t)(uintptr_t)&one;
-        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+        prep_setsockopt(sqe = ring_sqe(r), fidx, IPPROTO_IP, RF_IP_BIND_ADDRESS_NO_PORT, &one);
         io_uring_sqe_set_data64(sqe, ud_socket);
         /* IORING_OP_BIND (6.11), port 0. */
         sqe = ring_sqe(r);
@@ -262,11 +272,14 @@ void ring_close_direct(struct rf_ring *r, unsigned fidx)
     io_uring_sqe_set_data64(sqe, ud_pack(OP_CLOSE, 0, fidx));
 }
 
-void ring_recv_multishot(struct rf_ring *r, unsigned fidx, uint64_t ud)
+void ring_recv_multishot(struct rf_ring *r, unsigned fidx, struct msghdr *msg, uint64_t ud)
 {
     struct io_uring_sqe *sqe = ring_sqe(r);
 
-    io_uring_prep_recv_multishot(sqe, (int)fidx, NULL, 0, 0);
+    if (msg)
+        io_uring_prep_recvmsg_multishot(sqe, (int)fidx, msg, 0);
+    else
+        io_uring_prep_recv_multishot(sqe, (int)fidx, NULL, 0, 0);
     sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
     sqe->buf_group = RF_BGID;
     io_uring_sqe_set_data64(sqe, ud);
@@ -357,4 +370,38 @@ unsigned ring_dispatch(struct rf_ring *r)
             r->timer[i].fire(r->timer[i].ctx, r->now);
     }
     return n;
+}
+
+int ring_probe_setsockopt(struct rf_ring *r)
+{
+    static const int one = 1;
+    struct io_uring_sqe *sqe;
+    struct io_uring_cqe *cqe;
+    int fidx = ring_file_get(r), ret = -1;
+
+    if (fidx < 0)
+        return -1;
+    /* socket -> option -> cancel -> close, the last two hard-linked so they run whatever
+     * the option did. Four completions, reaped here: the ring is not running yet. */
+    ring_reserve(r, 4);
+    sqe = ring_sqe(r);
+    io_uring_prep_socket_direct(sqe, AF_INET, SOCK_STREAM, 0, (unsigned)fidx, 0);
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 0));
+    sqe = ring_sqe(r);
+    prep_setsockopt(sqe, (unsigned)fidx, SOL_SOCKET, SO_TIMESTAMPNS, &one);
+    sqe->flags = (uint8_t)((sqe->flags & ~IOSQE_IO_LINK) | IOSQE_IO_HARDLINK);
+    io_uring_sqe_set_data64(sqe, ud_pack(OP_IGNORE, 0, 1));
+    ring_close_direct(r, (unsigned)fidx);
+    io_uring_submit(&r->uring);
+    for (int seen = 0; seen < 4 && io_uring_wait_cqe(&r->uring, &cqe) == 0; seen++) {
+        uint64_t ud = io_uring_cqe_get_data64(cqe);
+
+        if (ud == ud_pack(OP_IGNORE, 0, 1))
+            ret = cqe->res >= 0 ? 0 : -1;
+        if (ud_op(ud) == OP_CLOSE)
+            on_close(r, cqe);
+        io_uring_cqe_seen(&r->uring, cqe);
+    }
+    return ret;
 }

@@ -126,18 +126,22 @@ void ring_buf_return(struct rf_ring *r, unsigned bid);
 int ring_file_get(struct rf_ring *r);
 
 /*
- * SOCKET(direct) -> [SETSOCKOPT, BIND src] -> CONNECT, linked, on descriptor `fidx`; the
- * extra ops' completions carry ud_socket. With `link_next` the connect is linked to the
+ * SOCKET(direct) -> [SETSOCKOPT SO_TIMESTAMPNS] -> [SETSOCKOPT, BIND src] -> CONNECT, linked,
+ * on descriptor `fidx`; the extra ops' completions carry ud_socket. With `link_next` the connect is linked to the
  * next SQE the caller queues (the first send). Reserve 5 SQEs first.
  */
+#define RING_SO_TIMESTAMPNS 1u /* ring_socket_connect(): receive timestamps on */
 void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr *sa,
                          socklen_t salen, const struct sockaddr *src, socklen_t srclen,
-                         uint64_t ud_socket, uint64_t ud_connect, int link_next);
+                         unsigned opts, uint64_t ud_socket, uint64_t ud_connect, int link_next);
+/* Can sockets on this ring take options through io_uring (6.7)? 0 or -1. Before use. */
+int ring_probe_setsockopt(struct rf_ring *r);
 /* Cancel whatever runs on the descriptor (a multishot recv) and close it; the index is
  * free again when the close completes. */
 void ring_close_direct(struct rf_ring *r, unsigned fidx);
-/* Multishot recv into the provided-buffer ring. */
-void ring_recv_multishot(struct rf_ring *r, unsigned fidx, uint64_t ud);
+/* Multishot recv into the provided-buffer ring; with msg a multishot recvmsg (its
+ * control area: receive timestamps), each buffer then starting with io_uring_recvmsg_out. */
+void ring_recv_multishot(struct rf_ring *r, unsigned fidx, struct msghdr *msg, uint64_t ud);
 /* A send of len bytes from buf (which must live until the completion). */
 void ring_send(struct rf_ring *r, unsigned fidx, const void *buf, size_t len, uint64_t ud,
                unsigned sqe_flags);
