@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "reports.h"
 #include "ringfetch.h"
 #include "targets.h"
 
@@ -52,6 +53,10 @@ static void bench_usage(FILE *f)
           "      --no-keepalive      a new connection per request\n"
           "      --latency           print the latency percentiles\n"
           "      --json              the report as one JSON object on stdout\n"
+          "      --html FILE         the report as one self-contained HTML page: latency\n"
+          "                          spectrum, requests/s, errors and p50/p99 over time\n"
+          "      --no-timestamps     time responses by the clock per batch of completions\n"
+          "                          instead of kernel receive timestamps\n"
           "      --hdr-log FILE      the latency distribution in HdrHistogram's text format\n"
           "      --source-addrs A-B  bind connections to these local addresses in turn\n"
           "                          (a range 127.0.0.2-127.0.0.40 or a list a,b,c), for\n"
@@ -329,9 +334,28 @@ static void report_json(FILE *f, const rf_bench_config *cfg, const rf_bench_repo
     fprintf(f, ",\"version\":\"%s\"}}\n", rf_version());
 }
 
+/* The page is drawn from the JSON report, so the two never disagree. */
+static int write_html(const char *path, const rf_bench_config *cfg, const rf_bench_report *rep)
+{
+    char *text = NULL, title[512];
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    int ret = -1;
+
+    if (mem) {
+        report_json(mem, cfg, rep);
+        if (fclose(mem) == 0) {
+            snprintf(title, sizeof(title), "ringfetch bench %s", cfg->targets[0].url);
+            ret = report_write_html(path, path, text, len, title, "bench");
+        }
+    }
+    free(text);
+    return ret;
+}
+
 int cmd_bench(int argc, char **argv)
 {
-    enum { O_SLACK = 0x200, O_WARMUP, O_INTERVAL, O_START_AT };
+    enum { O_SLACK = 0x200, O_WARMUP, O_INTERVAL, O_START_AT, O_HTML, O_NO_TS };
     static const struct option opts[] = {
         {"connections", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'},
@@ -353,6 +377,8 @@ int cmd_bench(int argc, char **argv)
         {"no-keepalive", no_argument, 0, 'K'},
         {"latency", no_argument, 0, 'L'},
         {"json", no_argument, 0, 'J'},
+        {"html", required_argument, 0, O_HTML},
+        {"no-timestamps", no_argument, 0, O_NO_TS},
         {"hdr-log", required_argument, 0, 'G'},
         {"resolve", required_argument, 0, 'S'},
         {"dns-server", required_argument, 0, 'N'},
@@ -367,7 +393,7 @@ int cmd_bench(int argc, char **argv)
     };
     static char source_buf[MAX_SOURCES][INET6_ADDRSTRLEN];
     static const char *sources[MAX_SOURCES];
-    const char *headers[MAX_HEADERS], *resolve[MAX_HEADERS], *hdr_log = NULL;
+    const char *headers[MAX_HEADERS], *resolve[MAX_HEADERS], *hdr_log = NULL, *html = NULL;
     const char *targets_file = NULL, *method = NULL;
     size_t n_headers = 0;
     struct targets file_targets = {0};
@@ -465,6 +491,12 @@ int cmd_bench(int argc, char **argv)
             break;
         case 'q':
             quiet = 1;
+            break;
+        case O_HTML:
+            html = optarg;
+            break;
+        case O_NO_TS:
+            cfg.rx_timestamps = 0;
             break;
         case 'G':
             hdr_log = optarg;
@@ -567,6 +599,8 @@ int cmd_bench(int argc, char **argv)
     } else {
         report_text(&cfg, &rep, latency);
     }
+    if (!ret && html && write_html(html, &cfg, &rep))
+        ret = 1;
     if (!ret && hdr_log) {
         FILE *f = fopen(hdr_log, "w");
 

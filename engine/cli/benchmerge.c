@@ -385,34 +385,6 @@ static int write_merged(FILE *f, const struct merge *m, const rf_hist *h)
     return ferror(f) ? -1 : 0;
 }
 
-/* The merged text is read back as a report: the HTML page is drawn from what was written. */
-static int write_html(const char *path, const char *name, const char *text, size_t len,
-                      size_t n)
-{
-    struct bench_run run;
-    struct outfile of;
-    char why[512], title[128];
-    int ret = -1;
-
-    if (bench_run_parse(&run, name, text, len, why, sizeof(why))) {
-        fprintf(stderr, "ringfetch bench-merge: the merged report does not read back: %s\n", why);
-        goto fail;
-    }
-    snprintf(title, sizeof(title), "ringfetch bench-merge of %zu reports", n);
-    if (outfile_open(&of, path)) {
-        fprintf(stderr, "ringfetch bench-merge: cannot write %s: %s\n", path, strerror(errno));
-        goto fail;
-    }
-    if (report_html(of.f, &run, 1, title) || outfile_commit(&of)) {
-        fprintf(stderr, "ringfetch bench-merge: writing %s failed: %s\n", path, strerror(errno));
-        outfile_abort(&of);
-        goto fail;
-    }
-    ret = 0;
-fail:
-    bench_run_free(&run);
-    return ret;
-}
 
 int cmd_bench_merge(int argc, char **argv)
 {
@@ -424,7 +396,7 @@ int cmd_bench_merge(int argc, char **argv)
     struct merge m = {0};
     struct outfile of;
     rf_hist *h = NULL;
-    char *text = NULL, why[512];
+    char *text = NULL, why[512], title[128];
     size_t len = 0;
     FILE *mem;
     int opt, ret = 1;
@@ -474,7 +446,9 @@ int cmd_bench_merge(int argc, char **argv)
         goto fail;
     }
     /* the page names the run after the merged file, when there is one */
-    if (html && write_html(html, strcmp(out, "-") ? out : "merged", text, len, m.n))
+    snprintf(title, sizeof(title), "ringfetch bench-merge of %zu reports", m.n);
+    if (html && report_write_html(html, strcmp(out, "-") ? out : "merged", text, len, title,
+                                  "bench-merge"))
         goto fail;
     ret = 0;
 fail:

@@ -453,3 +453,32 @@ fail:
     free(runs);
     return ret;
 }
+
+/* A report's JSON text read back and drawn: what `bench --html` and `bench-merge --html`
+ * write is the page of what they would have written as JSON. */
+int report_write_html(const char *path, const char *name, const char *text, size_t len,
+                      const char *title, const char *cmd)
+{
+    struct bench_run run;
+    struct outfile of;
+    char why[512];
+    int ret = -1;
+
+    if (bench_run_parse(&run, name, text, len, why, sizeof(why))) {
+        fprintf(stderr, "ringfetch %s: the report does not read back: %s\n", cmd, why);
+        goto fail;
+    }
+    if (outfile_open(&of, path)) {
+        fprintf(stderr, "ringfetch %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        goto fail;
+    }
+    if (report_html(of.f, &run, 1, title) || outfile_commit(&of)) {
+        fprintf(stderr, "ringfetch %s: writing %s failed: %s\n", cmd, path, strerror(errno));
+        outfile_abort(&of);
+        goto fail;
+    }
+    ret = 0;
+fail:
+    bench_run_free(&run);
+    return ret;
+}
