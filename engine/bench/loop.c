@@ -320,34 +320,19 @@ static void on_closed(struct conn *cn, rf_error err, const char *detail)
     reconnect(t, c, 0);
 }
 
-static const struct conn_ops ops = {
-    .connected = on_connected,
-    .opened = on_opened,
-    .data = on_data,
-    .sent = on_sent,
-    .closed = on_closed,
-};
+static const struct conn_ops ops = {.connected = on_connected, .opened = on_opened,
+                                     .data = on_data, .sent = on_sent, .closed = on_closed};
 
 /* ---- timers ---- */
 
-static int64_t timers_next(void *ctx)
+static void timed_out(void *ctx, struct dq_node *n)
 {
-    struct bthread *t = ctx;
-
-    return dq_min(dq_next(&t->timeouts), dq_next(&t->pauses));
+    time_out(ctx, (struct bconn *)((char *)n - offsetof(struct bconn, timer)));
 }
 
-static void timers_fire(void *ctx, uint64_t now)
+static void pause_over(void *ctx, struct dq_node *n)
 {
-    struct bthread *t = ctx;
-    struct dq_node *n;
-
-    while ((n = dq_due(&t->timeouts, now)))
-        time_out(t, (struct bconn *)((char *)n - offsetof(struct bconn, timer)));
-    while ((n = dq_due(&t->pauses, now))) {
-        dq_del(n);
-        connect_bconn(t, (struct bconn *)((char *)n - offsetof(struct bconn, timer)));
-    }
+    connect_bconn(ctx, (struct bconn *)((char *)n - offsetof(struct bconn, timer)));
 }
 
 /* ---- the loop ---- */
@@ -476,7 +461,8 @@ static int setup(struct bthread *t)
     t->conns.tls = t->b->tls;
     dq_init(&t->timeouts, t->b->cfg->timeout_ms * 1000);
     dq_init(&t->pauses, RETRY_US);
-    ring_add_timer(&t->ring, &(struct ring_timer){timers_next, timers_fire, t});
+    ring_add_queue(&t->ring, &t->timeouts, timed_out, t);
+    ring_add_queue(&t->ring, &t->pauses, pause_over, t);
     for (uint32_t i = 0; i < t->nconns; i++)
         t->bc[i].c.tls = t->tls_slab ? &t->tls_slab[i] : NULL;
     hist_init(&t->lat);

@@ -25,19 +25,12 @@ struct report_mem {
 
 void rf_bench_config_init_size(rf_bench_config *cfg, size_t size)
 {
-    rf_bench_config d;
+    rf_bench_config d = {
+        .connections = 10, .threads = 1, .pipeline = 1, .duration_ms = 10000,
+        .interval_ms = 1000, .timeout_ms = 10000, .connect_timeout_ms = 10000,
+        .tls_resume = 1, .slack_us = 50, .rx_timestamps = 1,
+    };
 
-    memset(&d, 0, sizeof(d));
-    d.connections = 10;
-    d.threads = 1;
-    d.pipeline = 1;
-    d.duration_ms = 10000;
-    d.interval_ms = 1000;
-    d.timeout_ms = 10000;
-    d.connect_timeout_ms = 10000;
-    d.tls_resume = 1;
-    d.slack_us = 50;
-    d.rx_timestamps = 1;
     /* A caller built against an older header has a smaller struct: fill what it has. */
     d.size = size < sizeof(d) ? size : sizeof(d);
     memcpy(cfg, &d, d.size);

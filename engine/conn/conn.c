@@ -256,27 +256,19 @@ static void next_attempt(struct conn_set *s, struct conn *c)
         dq_add(&s->attempt_q, &c->attempt_timer, s->ring->now); /* no descriptor yet */
 }
 
-static int64_t timers_next(void *ctx)
+/* The connect deadline (per connection, the TLS handshake included). */
+static void connect_expired(void *ctx, struct dq_node *n)
 {
-    struct conn_set *s = ctx;
+    struct conn *c = (struct conn *)((char *)n - offsetof(struct conn, connect_timer));
 
-    return dq_min(dq_next(&s->connect_q), dq_next(&s->attempt_q));
+    c->failed_op = OP_CONNECT;
+    conn_fail(ctx, c, RF_ERR_CONNECT_TIMEOUT,
+              c->state == CONN_HANDSHAKE ? "the TLS handshake did not finish in time" : NULL);
 }
 
-static void timers_fire(void *ctx, uint64_t now)
+static void attempt_due(void *ctx, struct dq_node *n)
 {
-    struct conn_set *s = ctx;
-    struct dq_node *n;
-
-    while ((n = dq_due(&s->attempt_q, now)))
-        next_attempt(s, (struct conn *)((char *)n - offsetof(struct conn, attempt_timer)));
-    while ((n = dq_due(&s->connect_q, now))) {
-        struct conn *c = (struct conn *)((char *)n - offsetof(struct conn, connect_timer));
-
-        c->failed_op = OP_CONNECT;
-        conn_fail(s, c, RF_ERR_CONNECT_TIMEOUT,
-                  c->state == CONN_HANDSHAKE ? "the TLS handshake did not finish in time" : NULL);
-    }
+    next_attempt(ctx, (struct conn *)((char *)n - offsetof(struct conn, attempt_timer)));
 }
 
 /* ---- data ---- */
@@ -486,8 +478,6 @@ int conn_set_timestamps(struct conn_set *s)
 int conn_set_init(struct conn_set *s, struct rf_ring *ring, void *base, size_t stride,
                   uint32_t n, const struct conn_ops *ops, uint64_t connect_timeout_us)
 {
-    struct ring_timer t = {timers_next, timers_fire, s};
-
     memset(s, 0, sizeof(*s));
     s->ring = ring;
     s->base = base;
@@ -503,7 +493,8 @@ int conn_set_init(struct conn_set *s, struct rf_ring *ring, void *base, size_t s
     ring_on(ring, OP_CONNECT, on_cqe, s);
     ring_on(ring, OP_SEND, on_cqe, s);
     ring_on(ring, OP_RECV, on_cqe, s);
-    ring_add_timer(ring, &t);
+    ring_add_queue(ring, &s->attempt_q, attempt_due, s);
+    ring_add_queue(ring, &s->connect_q, connect_expired, s);
     return 0;
 }
 

@@ -95,24 +95,15 @@ rf_error rf_check_request(const rf_request *req)
 
 void rf_config_init_size(rf_config *cfg, size_t size)
 {
-    rf_config d;
+    rf_config d = {
+        .concurrency = 100, .threads = 1, .keepalive = 1, .default_scheme = "http",
+        .connect_timeout_ms = 10000, .timeout_ms = 30000, .max_header_bytes = 65536,
+        .max_redirects = 10, .retry_delay_ms = 500,
+    };
 
-    memset(&d, 0, sizeof(d));
-    d.size = sizeof(d);
-    d.concurrency = 100;
-    d.threads = 1;
-    d.connect_timeout_ms = 10000;
-    d.timeout_ms = 30000;
-    d.max_header_bytes = 65536;
-    d.keepalive = 1;
-    d.default_scheme = "http";
-    d.max_redirects = 10;
-    d.retry_delay_ms = 500;
     /* A caller built against an older header has a smaller struct: fill what it has. */
-    if (size > sizeof(d))
-        size = sizeof(d);
-    d.size = size;
-    memcpy(cfg, &d, size);
+    d.size = size < sizeof(d) ? size : sizeof(d);
+    memcpy(cfg, &d, d.size);
 }
 
 /* ---- creation ---- */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fetch/fetch.h"
+#include "ring/hash.h"
 #include "ring/clock.h"
 
 #define RETRY_CAP_US 30000000ull  /* the back-off never waits longer than 30 s */
@@ -54,14 +55,6 @@ void request_complete(struct worker *w, struct request *r)
 
 /* ---- per-host limits ---- */
 
-static uint32_t name_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
-}
 
 static void host_unlink(struct hosts *hs, struct host *h)
 {
@@ -78,7 +71,7 @@ static void host_unlink(struct hosts *hs, struct host *h)
 static struct host *host_get(struct worker *w, const char *name, size_t n)
 {
     struct hosts *hs = w->hosts;
-    uint32_t hash = name_hash(name, n);
+    uint32_t hash = fnv1a(FNV1A_INIT, name, n);
     struct host *h;
 
     for (h = hs->bucket[hash & (HOST_BUCKETS - 1)]; h; h = h->next)
@@ -464,34 +457,27 @@ static void waiting_ends(struct worker *w, struct request *r, rf_error err)
     request_complete(w, r);
 }
 
-static int64_t timers_next(void *ctx)
+static void deadline_passed(void *ctx, struct dq_node *n)
 {
-    struct worker *w = ctx;
+    struct request *r = ENTRY(n, deadline);
 
-    return dq_min(dq_next(&w->deadlines), dq_min(dq_next(&w->retries), dq_next(&w->host_timers)));
+    if (r->fc)
+        fetch_finish(ctx, r->fc, RF_ERR_TIMEOUT);
+    else
+        waiting_ends(ctx, r, RF_ERR_TIMEOUT);
 }
 
-static void timers_fire(void *ctx, uint64_t now)
+/* A retry's back-off is over: now it waits only for a slot. */
+static void retry_due(void *ctx, struct dq_node *n)
 {
     struct worker *w = ctx;
-    struct dq_node *n;
 
-    while ((n = dq_due(&w->deadlines, now))) {
-        struct request *r = ENTRY(n, deadline);
+    list_add_tail(&w->ready, &n->link);
+}
 
-        if (r->fc)
-            fetch_finish(w, r->fc, RF_ERR_TIMEOUT);
-        else
-            waiting_ends(w, r, RF_ERR_TIMEOUT);
-    }
-    while ((n = dq_due(&w->retries, now))) {
-        dq_del(n);
-        list_add_tail(&w->ready, &n->link); /* due: now it waits only for a slot */
-    }
-    while ((n = dq_due(&w->host_timers, now))) {
-        dq_del(n);
-        host_wake(w, (struct host *)((char *)n - offsetof(struct host, timer)));
-    }
+static void host_due(void *ctx, struct dq_node *n)
+{
+    host_wake(ctx, (struct host *)((char *)n - offsetof(struct host, timer)));
 }
 
 void policy_cancel_waiting(struct worker *w)
@@ -526,7 +512,9 @@ int policy_init(struct worker *w)
         w->hosts->per_host = cfg->per_host;
         w->hosts->step_us = cfg->host_rate > 0 ? (uint64_t)(1e6 / cfg->host_rate) : 0;
     }
-    ring_add_timer(&w->ring, &(struct ring_timer){timers_next, timers_fire, w});
+    ring_add_queue(&w->ring, &w->deadlines, deadline_passed, w);
+    ring_add_queue(&w->ring, &w->retries, retry_due, w);
+    ring_add_queue(&w->ring, &w->host_timers, host_due, w);
     return 0;
 }
 

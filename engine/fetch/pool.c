@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "fetch/fetch.h"
+#include "ring/hash.h"
 
 int pool_init(struct worker *w)
 {
@@ -39,14 +40,9 @@ void pool_free(struct worker *w)
 /* FNV-1a over the origin; the host arrives lower-cased. */
 uint32_t origin_hash(uint8_t scheme, const char *host, uint32_t len, uint16_t port)
 {
-    uint32_t h = 2166136261u;
+    uint8_t sp[3] = {scheme, (uint8_t)(port & 0xff), (uint8_t)(port >> 8)};
 
-    h = (h ^ scheme) * 16777619u;
-    h = (h ^ (port & 0xff)) * 16777619u;
-    h = (h ^ (port >> 8)) * 16777619u;
-    for (uint32_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)host[i]) * 16777619u;
-    return h;
+    return fnv1a(fnv1a(FNV1A_INIT, sp, sizeof(sp)), host, len);
 }
 
 static int same_origin(const struct fconn *f, uint8_t scheme, const char *host, uint32_t len,

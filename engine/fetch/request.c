@@ -558,26 +558,13 @@ const struct conn_ops fetch_conn_ops = {
     .closed = on_closed,
 };
 
-/* ---- back-off after EMFILE/EADDRNOTAVAIL ---- */
-
-static int64_t timers_next(void *ctx)
+/* The back-off after EMFILE/EADDRNOTAVAIL is over: resolve (from the cache) and open. */
+static void backoff_over(void *ctx, struct dq_node *n)
 {
-    struct worker *w = ctx;
+    struct fconn *f = (struct fconn *)((char *)n - offsetof(struct fconn, backoff));
 
-    return dq_next(&w->backoffs);
-}
-
-static void timers_fire(void *ctx, uint64_t now)
-{
-    struct worker *w = ctx;
-    struct dq_node *n;
-
-    while ((n = dq_due(&w->backoffs, now))) {
-        struct fconn *f = (struct fconn *)((char *)n - offsetof(struct fconn, backoff));
-
-        fconn_set_state(w, f, FC_RESOLVING);
-        resolve(w, f);
-    }
+    fconn_set_state(ctx, f, FC_RESOLVING);
+    resolve(ctx, f);
 }
 
 int fetch_worker_init(struct worker *w)
@@ -585,7 +572,7 @@ int fetch_worker_init(struct worker *w)
     int ret;
 
     dq_init(&w->backoffs, BACKOFF_US);
-    ring_add_timer(&w->ring, &(struct ring_timer){timers_next, timers_fire, w});
+    ring_add_queue(&w->ring, &w->backoffs, backoff_over, w);
     ret = conn_set_init(&w->conns, &w->ring, w->fc, sizeof(*w->fc), w->nconns,
                         &fetch_conn_ops, (uint64_t)w->eng->cfg.connect_timeout_ms * 1000);
     return ret ? ret : policy_init(w);

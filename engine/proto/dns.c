@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "proto/dns.h"
+#include "ring/hash.h"
 #include "ring/list.h"
 #include "ringfetch.h"
 #include "ring/udata.h"
@@ -85,14 +86,7 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint32_t name_hash(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
-}
+static uint32_t name_hash(const char *s, size_t len) { return fnv1a(FNV1A_INIT, s, len); }
 
 /* ---- cache ---- */
 

@@ -310,10 +310,19 @@ void ring_add_timer(struct rf_ring *r, const struct ring_timer *t)
         r->timer[r->ntimers++] = *t;
 }
 
+void ring_add_queue(struct rf_ring *r, struct dq *q, void (*fn)(void *ctx, struct dq_node *n),
+                    void *ctx)
+{
+    if (r->nqueues < RING_QUEUES)
+        r->queue[r->nqueues++] = (struct ring_queue){q, fn, ctx};
+}
+
 int64_t ring_next_due(const struct rf_ring *r)
 {
     int64_t due = -1;
 
+    for (unsigned i = 0; i < r->nqueues; i++)
+        due = dq_min(due, dq_next(r->queue[i].q));
     for (unsigned i = 0; i < r->ntimers; i++) {
         int64_t t = r->timer[i].next(r->timer[i].ctx);
 
@@ -363,6 +372,14 @@ unsigned ring_dispatch(struct rf_ring *r)
             r->handler[op].fn(r->handler[op].ctx, cqe);
     }
     io_uring_cq_advance(&r->uring, n);
+    for (unsigned i = 0; i < r->nqueues; i++) {
+        struct dq_node *d;
+
+        while ((d = dq_due(r->queue[i].q, r->now))) {
+            dq_del(d);
+            r->queue[i].fn(r->queue[i].ctx, d);
+        }
+    }
     for (unsigned i = 0; i < r->ntimers; i++) {
         int64_t t = r->timer[i].next(r->timer[i].ctx);
 

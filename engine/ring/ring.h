@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ring/dq.h"
 #include "ring/udata.h"
 
 struct rf_ring;
@@ -28,7 +29,15 @@ struct ring_timer {
     void *ctx;
 };
 
-#define RING_TIMERS 8
+#define RING_TIMERS 4
+#define RING_QUEUES 12
+
+/* A deadline queue the ring expires: each due entry is taken off and handed to fn. */
+struct ring_queue {
+    struct dq *q;
+    void (*fn)(void *ctx, struct dq_node *n);
+    void *ctx;
+};
 
 struct rf_ring {
     struct io_uring uring;
@@ -45,6 +54,8 @@ struct rf_ring {
     } handler[OP__COUNT];
     struct ring_timer timer[RING_TIMERS];
     unsigned ntimers;
+    struct ring_queue queue[RING_QUEUES];
+    unsigned nqueues;
 };
 
 #define RF_BGID 0
@@ -86,6 +97,10 @@ void ring_reserve(struct rf_ring *r, unsigned n);
 void ring_on(struct rf_ring *r, enum rf_op op, ring_handler fn, void *ctx);
 /* Add a timer source (at most RING_TIMERS). */
 void ring_add_timer(struct rf_ring *r, const struct ring_timer *t);
+/* Expire a deadline queue (at most RING_QUEUES): fn(ctx, n) for each entry that is due,
+ * taken off the queue first (fn may queue it again). */
+void ring_add_queue(struct rf_ring *r, struct dq *q, void (*fn)(void *ctx, struct dq_node *n),
+                    void *ctx);
 /* The earliest time a timer source is due, or -1. */
 int64_t ring_next_due(const struct rf_ring *r);
 
@@ -96,8 +111,9 @@ int64_t ring_next_due(const struct rf_ring *r);
  */
 int ring_wait(struct rf_ring *r, unsigned want, int64_t max_us);
 /*
- * Read the clock into r->now, hand every ready completion to its handler, then fire the
- * timer sources that are due. Returns how many completions there were.
+ * Read the clock into r->now, hand every ready completion to its handler, then expire the
+ * deadline queues and fire the timer sources that are due. Returns how many completions
+ * there were.
  */
 unsigned ring_dispatch(struct rf_ring *r);
 
