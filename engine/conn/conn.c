@@ -416,7 +416,7 @@ static void on_send(struct conn_set *s, struct conn *c, int res)
     }
     c->soff += (uint32_t)res;
     if (c->soff < c->slen) /* short: the socket buffer was full */
-        return send_plain(s, c, c->fidx, c->gen, 0);
+        return send_plain(s, c, c->fidx, c->gen, c->quiet ? CONN_SEND_QUIET : 0);
     c->sending = 0;
     if (!c->quiet)
         s->ops->sent(c);

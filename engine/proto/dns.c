@@ -68,6 +68,7 @@ struct rf_dns {
     dns_done_fn done;
     void *ctx;
     int destroying;
+    int registered;             /* its poll handler and timer are on the ring */
     unsigned queries;           /* c-ares queries in flight */
     struct entry *buckets[DNS_BUCKETS];
     unsigned ncached;           /* entries on the age list */
@@ -582,8 +583,6 @@ int dns_create(struct rf_dns **out, struct rf_ring *ring, const struct rf_dns_co
     d->done = done;
     d->ctx = ctx;
     list_init(&d->age);
-    ring_on(ring, OP_DNS_POLL, on_poll, d);
-    ring_add_timer(ring, &(struct ring_timer){timer_next, timer_fire, d});
     if (cfg->n_resolve) {
         d->overrides = calloc(cfg->n_resolve, sizeof(*d->overrides));
         if (!d->overrides)
@@ -615,6 +614,11 @@ int dns_create(struct rf_dns **out, struct rf_ring *ring, const struct rf_dns_co
         ret = -RF_ERR_INVALID_ARG;
         goto fail;
     }
+    /* Last: a resolver that failed to set up leaves nothing registered behind. */
+    if (ring_add_timer(ring, &(struct ring_timer){timer_next, timer_fire, d}))
+        goto fail;
+    ring_on(ring, OP_DNS_POLL, on_poll, d);
+    d->registered = 1;
     *out = d;
     return 0;
 fail:
@@ -627,6 +631,10 @@ void dns_destroy(struct rf_dns *d)
     if (!d)
         return;
     d->destroying = 1;
+    if (d->registered) {
+        ring_off(d->ring, OP_DNS_POLL);
+        ring_del_timer(d->ring, d);
+    }
     if (d->channel)
         ares_destroy(d->channel); /* runs pending callbacks with ARES_EDESTRUCTION */
     for (unsigned b = 0; b < DNS_BUCKETS; b++) {

@@ -99,6 +99,10 @@ int http1_resp_feed(struct http1_resp *r, const char *p, size_t n, size_t *used)
 /* The peer closed: a body delimited by the close is complete now. DONE or ERROR. */
 int http1_resp_eof(struct http1_resp *r);
 
-static inline int http1_resp_keepalive(llhttp_t *p) { return llhttp_should_keep_alive(p); }
+/* 101 Switching Protocols is final but leaves HTTP behind: never a connection to reuse. */
+static inline int http1_resp_keepalive(llhttp_t *p)
+{
+    return p->status_code != 101 && llhttp_should_keep_alive(p);
+}
 
 #endif

@@ -36,9 +36,10 @@ static inline void dq_node_init(struct dq_node *n) { list_init(&n->link); }
  */
 static inline void dq_add_at(struct dq *q, struct dq_node *n, uint64_t at)
 {
-    struct list *pos = q->head.prev;
+    struct list *pos;
 
-    list_del(&n->link);
+    list_del(&n->link); /* first: n may be the tail itself */
+    pos = q->head.prev;
     n->at = at;
     while (pos != &q->head && list_entry(pos, struct dq_node, link)->at > at)
         pos = pos->prev;

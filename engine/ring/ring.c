@@ -226,11 +226,12 @@ void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr
 
     /* The socket and the options post a completion only when they fail. */
     io_uring_prep_socket_direct(sqe, sa->sa_family, SOCK_STREAM, 0, fidx, 0);
-    sqe->flags |= IOSQE_IO_LINK;
+    sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe_set_data64(sqe, ud_socket);
     if (opts & RING_SO_TIMESTAMPNS) {
         /* Receive timestamps: each recvmsg says when the kernel got its last segment. */
         prep_setsockopt(sqe = ring_sqe(r), fidx, SOL_SOCKET, SO_TIMESTAMPNS, &one);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
         io_uring_sqe_set_data64(sqe, ud_socket);
     }
     if (src) {
@@ -239,11 +240,12 @@ void ring_socket_connect(struct rf_ring *r, unsigned fidx, const struct sockaddr
          * destination (and may reuse a TIME_WAIT port), not at bind time per address.
          */
         prep_setsockopt(sqe = ring_sqe(r), fidx, IPPROTO_IP, RF_IP_BIND_ADDRESS_NO_PORT, &one);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
         io_uring_sqe_set_data64(sqe, ud_socket);
         /* IORING_OP_BIND (6.11), port 0. */
         sqe = ring_sqe(r);
         io_uring_prep_rw(RF_IORING_OP_BIND, sqe, (int)fidx, src, 0, srclen);
-        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
+        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
         io_uring_sqe_set_data64(sqe, ud_socket);
     }
     sqe = ring_sqe(r);
@@ -304,17 +306,33 @@ void ring_on(struct rf_ring *r, enum rf_op op, ring_handler fn, void *ctx)
     r->handler[op].ctx = ctx;
 }
 
-void ring_add_timer(struct rf_ring *r, const struct ring_timer *t)
+int ring_add_timer(struct rf_ring *r, const struct ring_timer *t)
 {
-    if (r->ntimers < RING_TIMERS)
-        r->timer[r->ntimers++] = *t;
+    if (r->ntimers == RING_TIMERS)
+        return -1;
+    r->timer[r->ntimers++] = *t;
+    return 0;
 }
 
-void ring_add_queue(struct rf_ring *r, struct dq *q, void (*fn)(void *ctx, struct dq_node *n),
-                    void *ctx)
+void ring_del_timer(struct rf_ring *r, void *ctx)
 {
-    if (r->nqueues < RING_QUEUES)
-        r->queue[r->nqueues++] = (struct ring_queue){q, fn, ctx};
+    for (unsigned i = 0; i < r->ntimers; i++)
+        if (r->timer[i].ctx == ctx)
+            r->timer[i--] = r->timer[--r->ntimers];
+}
+
+void ring_off(struct rf_ring *r, enum rf_op op)
+{
+    ring_on(r, op, on_ignore, r);
+}
+
+int ring_add_queue(struct rf_ring *r, struct dq *q, void (*fn)(void *ctx, struct dq_node *n),
+                   void *ctx)
+{
+    if (r->nqueues == RING_QUEUES)
+        return -1;
+    r->queue[r->nqueues++] = (struct ring_queue){q, fn, ctx};
+    return 0;
 }
 
 int64_t ring_next_due(const struct rf_ring *r)

@@ -95,12 +95,16 @@ void ring_reserve(struct rf_ring *r, unsigned n);
 
 /* Route completions tagged `op` to fn(ctx, cqe). */
 void ring_on(struct rf_ring *r, enum rf_op op, ring_handler fn, void *ctx);
-/* Add a timer source (at most RING_TIMERS). */
-void ring_add_timer(struct rf_ring *r, const struct ring_timer *t);
+/* Stop routing completions tagged `op` (they are dropped). */
+void ring_off(struct rf_ring *r, enum rf_op op);
+/* Add a timer source (at most RING_TIMERS): 0, or -1 when full. */
+int ring_add_timer(struct rf_ring *r, const struct ring_timer *t);
+/* Remove the timer sources whose ctx is ctx. */
+void ring_del_timer(struct rf_ring *r, void *ctx);
 /* Expire a deadline queue (at most RING_QUEUES): fn(ctx, n) for each entry that is due,
- * taken off the queue first (fn may queue it again). */
-void ring_add_queue(struct rf_ring *r, struct dq *q, void (*fn)(void *ctx, struct dq_node *n),
-                    void *ctx);
+ * taken off the queue first (fn may queue it again). 0, or -1 when full. */
+int ring_add_queue(struct rf_ring *r, struct dq *q, void (*fn)(void *ctx, struct dq_node *n),
+                   void *ctx);
 /* The earliest time a timer source is due, or -1. */
 int64_t ring_next_due(const struct rf_ring *r);
 
