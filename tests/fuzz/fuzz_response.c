@@ -1,15 +1,15 @@
 /*
- * fuzz_response.c - the response path on arbitrary bytes: the llhttp callbacks and the
- * connection state machine, fed exactly as recv completions feed them (tests/unit/drive.h
- * plays the kernel for a real engine created once).
+ * fuzz_response.c - the response path on arbitrary bytes: http1_resp, the fetch capture and
+ * a fetch connection's state machine, fed exactly as recv completions feed them
+ * (tests/unit/drive.h plays the kernel for a real engine created once).
  *
  * Input: four option bytes, then `ncuts` chunk sizes, then the response bytes.
  *   [0] bit 0 HEAD, bit 1 the server closes after the bytes, bit 2 keep-alive off,
- *       bit 3 the bytes left after a kept-alive response go to a second job on the same
- *       connection, bits 4-7 ncuts
+ *       bit 3 the bytes left after a kept-alive response go to a second request on the
+ *       same connection, bits 4-7 ncuts
  *   [1] keep_body   [2] max_body (0: none)   [3] max_header_bytes (0: the default)
  *   [4 .. 4+ncuts) each a chunk of 1-256 bytes; the rest of the response is the last chunk
- * Every job must produce exactly one result, with an error a response can cause and counts
+ * Every request must produce exactly one result, with an error a response can cause and counts
  * that agree with the limits; any broken invariant traps. ASan catches the rest.
  */
 #include <stdint.h>
@@ -20,14 +20,14 @@
 #include "drive.h"
 #include "fuzz.h"
 
-#define URL "http://origin.test:8080/p"
+#define URL "http://127.0.0.1:1/p" /* a literal: no resolver; nothing is ever sent */
 #define MAX_JOBS 2
 
 static rf_engine *eng;
 static struct worker *wk;
 
 struct run {
-    uint64_t first;   /* window index of the first job */
+    uint64_t first;   /* window index of the first request */
     int is_head;
     int results;
     uint64_t sum;     /* touches every byte a result points at */
@@ -96,21 +96,6 @@ static void engine_once(void)
     drive_drain(wk);
 }
 
-/* A second job on the kept-alive connection `c`, as admission would start it. */
-static void start_reused(struct conn *c, const rf_request *req, uint64_t *job)
-{
-    struct rf_url u;
-    struct wentry *w;
-    uint32_t hash;
-
-    ENSURE(window_admit(&eng->win, req, job) == 0);
-    w = window_at(&eng->win, *job);
-    ENSURE(url_parse(w->str, w->url_len, &u) == 0);
-    hash = origin_hash(u.scheme, c->host, c->host_len, u.port);
-    ENSURE(pool_take(wk, u.scheme, c->host, c->host_len, u.port, hash) == c);
-    conn_start_job(wk, c, *job, &u, c->host, hash);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *cuts, *resp;
@@ -119,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct run run;
     uint64_t job, emitted;
     uint32_t gen;
-    struct conn *c;
+    struct fconn *f;
     int jobs = 1, state;
 
     if (size < 4 || size - 4 < (size_t)(data[0] >> 4))
@@ -135,12 +120,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     eng->cfg.max_header_bytes = data[3] ? 16u + 4u * data[3] : 65536;
 
     memset(&req, 0, sizeof(req));
+    req.size = sizeof(req);
     req.url = URL;
     req.method = data[0] & 1 ? "HEAD" : NULL;
     memset(&run, 0, sizeof(run));
     run.first = eng->win.next;
     run.is_head = data[0] & 1;
-    c = drive_start(wk, &req, &job, &gen);
+    f = drive_start(wk, &req, &job, &gen);
 
     for (size_t i = 0; i <= ncuts && from < len; i++) {
         size_t to = i < ncuts ? from + cuts[i] + 1u : len;
@@ -151,24 +137,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         while (to > from) {
             size_t n = to - from < wk->ring.buf_size ? to - from : wk->ring.buf_size;
 
-            drive_recv(wk, c, gen, (const char *)resp + from, n);
+            drive_recv(wk, f, gen, (const char *)resp + from, n);
             from += n;
-            if ((data[0] & 8) && jobs < MAX_JOBS && c->state == C_IDLE &&
+            if ((data[0] & 8) && jobs < MAX_JOBS && f->state == FC_IDLE &&
                 window_at(&eng->win, job)->state == W_DONE) {
                 /* The next request goes out on the kept-alive connection. */
-                start_reused(c, &req, &job);
-                gen = c->gen;
+                ENSURE(drive_admit(wk, &req, &job) == f && f->reused);
+                gen = f->c.gen;
                 jobs++;
             }
         }
     }
     if (data[0] & 2)
-        drive_eof(wk, c, gen);
+        drive_eof(wk, f, gen); /* stale when the connection is gone already: dropped */
+    if (f->state == FC_BUSY && f->c.state == CONN_CONNECTING)
+        gen = drive_connect(wk, f); /* a stale kept-alive connection: the request's retry */
 
-    state = drive_settle(wk, c, job, on_result, &run, &emitted);
+    state = drive_settle(wk, f, job, on_result, &run, &emitted);
     ENSURE(emitted == (uint64_t)jobs && run.results == jobs);
-    ENSURE(state != C_IDLE || (eng->cfg.keepalive && !(data[0] & 2)));
-    ENSURE(c->state == C_FREE && wk->busy == 0);
+    ENSURE(state != FC_IDLE || (eng->cfg.keepalive && !(data[0] & 2)));
+    ENSURE(f->state == FC_FREE && wk->busy == 0);
     ENSURE(eng->win.head == eng->win.next);
     return 0;
 }

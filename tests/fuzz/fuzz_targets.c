@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ret == 0) {
         ENSURE(ts.n >= 1);
         for (size_t i = 0; i < ts.n; i++) {
-            const struct bench_target *t = &ts.t[i];
+            const rf_bench_target *t = &ts.t[i];
 
             ENSURE(t->method && *t->method && !strpbrk(t->method, " \t\r\n"));
             ENSURE(t->url && *t->url && !strpbrk(t->url, " \t\r\n"));

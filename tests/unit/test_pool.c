@@ -1,15 +1,15 @@
-/* test_pool.c - the slot limiter: free list order, idle reuse by exact origin, LRU eviction. */
+/* test_pool.c - fetch/pool.c: free list order, idle reuse by exact origin, LRU eviction. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
-#include "fetch/internal.h"
+#include "fetch/fetch.h"
 #include "ring/udata.h"
 
 #define NSLOTS 4
 
-/* A worker with slots and pools but no ring: idle slots here hold no socket, so closing
- * one (the eviction) only bumps its generation and frees it. */
+/* A worker with fetch connections and pools but no ring: idle connections here hold no
+ * socket, so closing one (the eviction) only bumps its generation and frees it. */
 static struct worker wk;
 static struct rf_engine eng;
 
@@ -19,23 +19,22 @@ static void setup(void)
     memset(&eng, 0, sizeof(eng));
     wk.eng = &eng;
     wk.nconns = NSLOTS;
-    wk.conns = calloc(NSLOTS, sizeof(*wk.conns));
-    if (!wk.conns)
+    wk.fc = calloc(NSLOTS, sizeof(*wk.fc));
+    if (!wk.fc)
         abort();
     for (uint32_t i = 0; i < NSLOTS; i++) {
-        wk.conns[i].wk = &wk;
-        wk.conns[i].idx = i;
+        conn_init(&wk.fc[i].c, i);
+        wk.fc[i].wk = &wk;
     }
-    list_init(&wk.deadlines);
-    list_init(&wk.conn_deadlines);
-    list_init(&wk.backoffs);
+    dq_init(&wk.deadlines, 1000000);
+    dq_init(&wk.backoffs, 50000);
     CHECK_INT(pool_init(&wk), 0);
 }
 
 static void teardown(void)
 {
     pool_free(&wk);
-    free(wk.conns);
+    free(wk.fc);
 }
 
 struct origin {
@@ -49,22 +48,22 @@ static uint32_t hash_of(const struct origin *o)
     return origin_hash(o->scheme, o->host, (uint32_t)strlen(o->host), o->port);
 }
 
-static struct conn *take(const struct origin *o)
+static struct fconn *take(const struct origin *o)
 {
     return pool_take(&wk, o->scheme, o->host, (uint32_t)strlen(o->host), o->port, hash_of(o));
 }
 
-/* What conn_start_job and the response path do to a slot, minus the socket. */
-static void run_job(struct conn *c, const struct origin *o)
+/* What fetch_start() and the response path do to a connection, minus the socket. */
+static void run_job(struct fconn *c, const struct origin *o)
 {
-    if (c->state != C_IDLE) {
+    if (c->state != FC_IDLE) {
         c->scheme = o->scheme;
         c->port = o->port;
         c->host_len = (uint8_t)strlen(o->host);
         memcpy(c->host, o->host, c->host_len);
         c->origin_hash = hash_of(o);
     }
-    conn_set_state(&wk, c, C_ACTIVE);
+    fconn_set_state(&wk, c, FC_BUSY);
 }
 
 static size_t list_len(const struct list *l)
@@ -103,7 +102,7 @@ static void test_hash(void)
 
 static void test_free_list(void)
 {
-    struct conn *got[NSLOTS];
+    struct fconn *got[NSLOTS];
 
     setup();
     CHECK_UINT(list_len(&wk.free_list), NSLOTS);
@@ -113,7 +112,7 @@ static void test_free_list(void)
         got[i] = take(&A);
         if (!CHECK(got[i] != NULL))
             goto out;
-        CHECK_UINT(got[i]->idx, i);
+        CHECK_UINT(got[i]->c.idx, i);
         run_job(got[i], &A);
     }
     CHECK_UINT(wk.busy, NSLOTS);
@@ -122,8 +121,8 @@ static void test_free_list(void)
     CHECK(take(&A) == NULL);
     CHECK(take(&B) == NULL);
     /* A freed slot goes to the back of the free list. */
-    conn_set_state(&wk, got[2], C_FREE);
-    conn_set_state(&wk, got[0], C_FREE);
+    fconn_set_state(&wk, got[2], FC_FREE);
+    fconn_set_state(&wk, got[0], FC_FREE);
     CHECK_UINT(wk.busy, NSLOTS - 2);
     CHECK(take(&B) == got[2]);
     CHECK(take(&B) == got[0]);
@@ -137,7 +136,7 @@ static void test_idle_by_origin(void)
     const struct origin a_port = {RF_SCHEME_HTTP, "a.example", 8080};
     const struct origin a_tls = {RF_SCHEME_HTTPS, "a.example", 80};
     const struct origin a_sub = {RF_SCHEME_HTTP, "a.exampl", 80};
-    struct conn *ca, *cb, *c;
+    struct fconn *ca, *cb, *c;
     uint32_t gen;
 
     setup();
@@ -145,28 +144,28 @@ static void test_idle_by_origin(void)
     run_job(ca, &A);
     cb = take(&B);
     run_job(cb, &B);
-    conn_set_state(&wk, ca, C_IDLE);
-    conn_set_state(&wk, cb, C_IDLE);
+    fconn_set_state(&wk, ca, FC_IDLE);
+    fconn_set_state(&wk, cb, FC_IDLE);
     CHECK_UINT(wk.busy, 0);
     CHECK_UINT(list_len(&wk.idle_lru), 2);
     CHECK_UINT(list_len(&wk.free_list), NSLOTS - 2);
-    gen = ca->gen;
+    gen = ca->c.gen;
 
-    /* Same origin: the idle connection itself, still C_IDLE, out of both idle lists. */
+    /* Same origin: the idle connection itself, still FC_IDLE, out of both idle lists. */
     c = take(&A);
     CHECK(c == ca);
-    CHECK_INT(c->state, C_IDLE);
-    CHECK_UINT(c->gen, gen);
+    CHECK_INT(c->state, FC_IDLE);
+    CHECK_UINT(c->c.gen, gen);
     CHECK_UINT(list_len(&wk.idle_lru), 1);
     CHECK(!list_linked(&c->pool));
     CHECK(!list_linked(&c->lru));
     run_job(c, &A);
-    conn_set_state(&wk, c, C_IDLE);
+    fconn_set_state(&wk, c, FC_IDLE);
 
     /* Another port, scheme, or a host that is a prefix: a fresh slot, never ca. */
     c = take(&a_port);
     CHECK(c != ca && c != cb);
-    CHECK_INT(c->state, C_FREE);
+    CHECK_INT(c->state, FC_FREE);
     run_job(c, &a_port);
     c = take(&a_tls);
     CHECK(c != ca && c != cb);
@@ -177,7 +176,7 @@ static void test_idle_by_origin(void)
      * longest since ca was reused) goes. */
     c = take(&a_sub);
     CHECK(c == cb);
-    CHECK_INT(c->state, C_FREE);
+    CHECK_INT(c->state, FC_FREE);
     CHECK_UINT(list_len(&wk.idle_lru), 1);
     run_job(c, &a_sub);
 
@@ -199,20 +198,20 @@ static void test_bucket_collision(void)
         {RF_SCHEME_HTTP, "a.exampl", 80},
         {RF_SCHEME_HTTP, "a.examplee", 80},
     };
-    struct conn *ca, *c;
+    struct fconn *ca, *c;
     uint32_t h = hash_of(&A);
 
     setup();
     ca = take(&A);
     run_job(ca, &A);
-    conn_set_state(&wk, ca, C_IDLE);
+    fconn_set_state(&wk, ca, FC_IDLE);
     for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
         const struct origin *o = &near[i];
 
         c = pool_take(&wk, o->scheme, o->host, (uint32_t)strlen(o->host), o->port, h);
         CHECK(c != ca);
         if (c && c != ca) {
-            CHECK_INT(c->state, C_FREE);
+            CHECK_INT(c->state, FC_FREE);
             pool_put_free(&wk, c); /* back, for the next one */
         }
     }
@@ -227,7 +226,7 @@ static void test_bucket_collision(void)
 /* Eviction takes the idle connection unused longest; reuse moves one to the young end. */
 static void test_lru(void)
 {
-    struct conn *ca, *cb, *cc, *cd, *c;
+    struct fconn *ca, *cb, *cc, *cd, *c;
     uint32_t gen;
 
     setup();
@@ -239,23 +238,23 @@ static void test_lru(void)
     run_job(cc, &C);
     cd = take(&D);
     run_job(cd, &D);
-    conn_set_state(&wk, ca, C_IDLE);
-    conn_set_state(&wk, cb, C_IDLE);
-    conn_set_state(&wk, cc, C_IDLE);
-    conn_set_state(&wk, cd, C_IDLE);
+    fconn_set_state(&wk, ca, FC_IDLE);
+    fconn_set_state(&wk, cb, FC_IDLE);
+    fconn_set_state(&wk, cc, FC_IDLE);
+    fconn_set_state(&wk, cd, FC_IDLE);
     CHECK_UINT(list_len(&wk.idle_lru), 4);
     CHECK(list_empty(&wk.free_list));
 
     /* Reuse a, then return it: order is now b, c, d, a. */
     CHECK(take(&A) == ca);
     run_job(ca, &A);
-    conn_set_state(&wk, ca, C_IDLE);
+    fconn_set_state(&wk, ca, FC_IDLE);
 
-    gen = cb->gen;
+    gen = cb->c.gen;
     c = take(&E);
     CHECK(c == cb);
-    CHECK_UINT(cb->gen, (gen + 1) & UD_GEN_MASK); /* in-flight completions become stale */
-    CHECK_INT(cb->state, C_FREE);
+    CHECK_UINT(cb->c.gen, (gen + 1) & UD_GEN_MASK); /* in-flight completions become stale */
+    CHECK_INT(cb->state, FC_FREE);
     CHECK(!list_linked(&cb->lru));
     run_job(c, &E);
     /* b's origin is gone: another eviction (c), not b's slot. */
@@ -263,7 +262,7 @@ static void test_lru(void)
     CHECK(c == cc);
     run_job(c, &B);
     /* A freed slot is preferred over evicting an idle one. */
-    conn_set_state(&wk, cb, C_FREE);
+    fconn_set_state(&wk, cb, FC_FREE);
     c = take(&C);
     CHECK(c == cb);
     run_job(c, &C);
@@ -277,12 +276,12 @@ static void test_lru(void)
     CHECK_UINT(wk.busy, NSLOTS);
 
     /* An idle connection that is closed (server went away) leaves both idle lists. */
-    conn_set_state(&wk, cc, C_IDLE);
-    conn_set_state(&wk, cd, C_IDLE);
-    conn_close(&wk, cc);
+    fconn_set_state(&wk, cc, FC_IDLE);
+    fconn_set_state(&wk, cd, FC_IDLE);
+    fconn_close(&wk, cc);
     CHECK_UINT(list_len(&wk.idle_lru), 1);
     CHECK(take(&B) == cc); /* from the free list, not a stale bucket entry */
-    CHECK_INT(cc->state, C_FREE);
+    CHECK_INT(cc->state, FC_FREE);
     teardown();
 }
 
