@@ -25,18 +25,15 @@ static int keep_url(struct request *r, const char *url, size_t len, const struct
     return 0;
 }
 
-/* The URL as sent (normalised), and the Authorization line its userinfo asks for. */
+/*
+ * The URL as sent (normalised, in the engine's scratch first: admission runs under the
+ * lock), and the Authorization line its userinfo asks for.
+ */
 static int wire_url(rf_engine *e, struct request *r, const char *url, size_t len)
 {
-    uint32_t cap = (uint32_t)(3 * len + strlen(e->cfg.default_scheme ? e->cfg.default_scheme : "") +
-                              1024);
     struct url_userinfo ui;
-    char *p = request_reserve(r, cap);
-    int n;
+    int n = url_normalize(url, len, e->cfg.default_scheme, e->scratch, ADMIT_SCRATCH, &ui);
 
-    if (!p)
-        return -RF_ERR_NOMEM;
-    n = url_normalize(url, len, e->cfg.default_scheme, p, cap, &ui);
     if (n < 0) {
         /* Not even that: keep it as given, for the row, and fail it. */
         memset(&ui, 0, sizeof(ui));
@@ -44,9 +41,15 @@ static int wire_url(rf_engine *e, struct request *r, const char *url, size_t len
         n = 0;
     }
     r->wire_len = (uint32_t)n;
-    r->wire = request_commit(r, r->wire_len);
-    if (keep_url(r, url, len, &ui))
+    r->wire = request_append(r, e->scratch, r->wire_len);
+    if (r->wire == W_NONE)
         return -RF_ERR_NOMEM;
+    if (!ui.len && (size_t)n == len && memcmp(r->str + r->wire, url, len) == 0) {
+        r->url = r->wire; /* sent as given: one copy serves both */
+        r->url_len = r->wire_len;
+    } else if (keep_url(r, url, len, &ui)) {
+        return -RF_ERR_NOMEM;
+    }
     if (ui.len) {
         char *a = request_reserve(r, 4 * ui.len / 3 + 64);
         int al = a ? url_basic_auth(url + ui.off, ui.len, a, 4 * ui.len / 3 + 64) : -1;

@@ -290,7 +290,8 @@ rf_error rf_engine_create(rf_engine **out, const rf_config *cfg)
         rf_engine_destroy(e);
         return (rf_error)ret;
     }
-    if (window_init(&e->win, cfg->window ? cfg->window : default_window(cfg->concurrency)))
+    if (window_init(&e->win, cfg->window ? cfg->window : default_window(cfg->concurrency)) ||
+        !(e->scratch = malloc(ADMIT_SCRATCH)))
         goto nomem;
     nw = cfg->threads ? cfg->threads : 1;
     if (nw > cfg->concurrency)
@@ -340,6 +341,7 @@ rf_error rf_engine_destroy(rf_engine *e)
     free(e->workers);
     queue_free(e);
     window_free(&e->win);
+    free(e->scratch);
     for (size_t i = 0; i < e->n_owned; i++)
         free(e->owned[i]);
     free(e->owned);

@@ -119,6 +119,7 @@ struct rf_engine {
     char tls_err[256];        /* why it could not be made (https requests fail with it) */
     /* Shared by the workers, under `lock`: the window's admission side and the input. */
     pthread_mutex_t lock;
+    char *scratch;            /* ADMIT_SCRATCH bytes: a URL being normalised */
     struct rf_window win;
     struct submitted *q_head, *q_tail;
     int input_done;
@@ -162,7 +163,8 @@ struct fconn *pool_take(struct worker *w, uint8_t scheme, const char *host, uint
 void pool_put_idle(struct worker *w, struct fconn *f);
 void pool_put_free(struct worker *w, struct fconn *f);
 
-/* admit.c: copy a request into its window entry. 0 or -RF_ERR_NOMEM */
+/* admit.c: copy a request into its window entry (under the lock). 0 or -RF_ERR_NOMEM */
+#define ADMIT_SCRATCH (3 * RF_URL_MAX + 1024) /* url_normalize()'s most, and a scheme */
 int request_admit(rf_engine *e, struct request *r, const rf_request *req, size_t req_size);
 
 /* worker.c */

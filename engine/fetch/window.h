@@ -11,7 +11,7 @@
 #include "ringfetch.h"
 
 #define W_NONE UINT32_MAX /* an absent string offset */
-#define REQ_INLINE 448    /* string bytes an entry keeps inline; more live on the heap
+#define REQ_INLINE 160    /* string bytes an entry keeps inline; more live on the heap
                              from the moment they are needed until the delivery */
 #define W_PAGE_SHIFT 10   /* entries are allocated 1024 at a time, when first used */
 

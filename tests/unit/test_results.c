@@ -358,11 +358,13 @@ static void test_string_area(void)
 /* ---- admission into an entry ---- */
 
 static struct rf_engine eng;
+static char scratch[ADMIT_SCRATCH];
 
 static void engine_defaults(void)
 {
     memset(&eng, 0, sizeof(eng));
     rf_config_init(&eng.cfg);
+    eng.scratch = scratch; /* what rf_engine_create() allocates for admission */
 }
 
 /* Every field of the entry reaches the result, absent strings as NULL. */
