@@ -674,3 +674,55 @@ def test_report_page_in_browser(ctx):
 
 
 test_report_page_in_browser.timeout = 180
+
+
+def probe(ctx, page_path):
+    """Load a copy of the page with PROBE in its head; what the probe saw."""
+    with open(page_path, encoding="utf-8") as f:
+        text = f.read()
+    probe_page = page_path + ".probe.html"
+    with open(probe_page, "w", encoding="utf-8") as f:
+        f.write(text.replace("<head>", "<head>" + PROBE, 1))
+    dom, _ = chromium(ctx, probe_page)
+    return text, json.loads(dom.split('<pre id="probe">', 1)[1].split("</pre>", 1)[0]
+                            .replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+
+
+def test_bench_html_of_a_real_run_in_browser(ctx):
+    """bench --html of a 30 s run with --interval 1s, and `report` comparing it with a
+    second run: both pages render in a real browser with no script error, no resource
+    loaded, and one point per interval."""
+    if not os.access(CHROMIUM, os.X_OK):
+        ctx.skip(f"{CHROMIUM} is not installed (scripts/setup installs Debian's chromium)")
+    d = ctx.tmpdir
+    url = ctx.nginx.url("/")
+    page = os.path.join(d, "run.html")
+    rc, out, err = ctx.bench(["-c", "8", "-d", "30s", "--interval", "1s", "-R", "2000",
+                              "--html", page, "--json", url], timeout=90)
+    assert rc == 0, err
+    report = json.loads(out)
+    assert len(report["intervals"]) == 30, report["intervals"]
+    assert report["rate"]["achieved"] > 1900, report["rate"]
+    # one interval line per second on stderr while it ran
+    assert len([l for l in err.splitlines() if "requests" in l and "p99" in l]) == 30, err
+    with open(os.path.join(d, "a.json"), "w") as f:
+        f.write(out)
+    rc, out2, err = ctx.bench(["-c", "4", "-d", "3s", "--interval", "1s", "--json", url])
+    assert rc == 0, err
+    with open(os.path.join(d, "b.json"), "w") as f:
+        f.write(out2)
+    rc, _, err = run(ctx, ["report", "a.json", "b.json", "-o", "cmp.html"])
+    assert rc == 0, err
+
+    text, seen = probe(ctx, page)
+    assert_self_contained(text)
+    assert seen["errors"] == [] and seen["resources"] == [], seen
+    assert seen["svgs"] == ["percentiles:1", "rps:1", "errors:1", "latency:2"], seen
+    assert max(n for _, n in svg_lines(text, "rps")) == 30, svg_lines(text, "rps")
+    text, seen = probe(ctx, os.path.join(d, "cmp.html"))
+    assert_self_contained(text)
+    assert seen["errors"] == [] and seen["resources"] == [], seen
+    assert seen["svgs"] == ["percentiles:2", "rps:2", "errors:2", "latency:4"], seen
+
+
+test_bench_html_of_a_real_run_in_browser.timeout = 240
