@@ -8,6 +8,7 @@
  * io_uring_enter().
  */
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -532,7 +533,7 @@ void *bench_thread_main(void *arg)
             t->err = -RF_ERR_SYSTEM;
             break;
         }
-        ring_dispatch(&t->ring);
+        ring_dispatch(&t->ring, UINT_MAX);
         if (t->due_step_us > 0)
             schedule(t);
     }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -78,7 +79,7 @@ static int resolve(struct bench *b, const char *host, uint32_t len)
         ret = dns_lookup(dns, host, len, b->port, &l.addrs, 0);
         for (int turns = 0; ret == 1 && !l.done && turns < 1000; turns++) {
             ring_wait(&ring, 1, 10000);
-            ring_dispatch(&ring);
+            ring_dispatch(&ring, UINT_MAX);
         }
         if (ret == 1)
             ret = l.done && !l.err ? 0 : -RF_ERR_DNS;
@@ -392,7 +393,27 @@ static int check_config(const rf_bench_config *cfg)
     return 0;
 }
 
-rf_error rf_bench_run(const rf_bench_config *config, rf_bench_report *rep)
+/* A report from a program built against an older header: its struct ends sooner. */
+#define REPORT_MIN offsetof(rf_bench_report, latency_method)
+
+static rf_error run(const rf_bench_config *config, rf_bench_report *rep);
+
+rf_error rf_bench_run(const rf_bench_config *config, rf_bench_report *out)
+{
+    rf_bench_report rep;
+    rf_error err;
+
+    if (!out || out->size < REPORT_MIN)
+        return RF_ERR_INVALID_ARG;
+    rep.size = sizeof(rep);
+    err = run(config, &rep);
+    /* Only what the caller's struct has: a newer library must not write past it. */
+    rep.size = out->size < sizeof(rep) ? out->size : sizeof(rep);
+    memcpy(out, &rep, rep.size);
+    return err;
+}
+
+static rf_error run(const rf_bench_config *config, rf_bench_report *rep)
 {
     static const volatile sig_atomic_t never;
     rf_bench_config cfg;
@@ -404,8 +425,6 @@ rf_error rf_bench_run(const rf_bench_config *config, rf_bench_report *rep)
     uint64_t start, stamped = 0, answers = 0;
     int ret;
 
-    if (!rep || rep->size < sizeof(*rep))
-        return RF_ERR_INVALID_ARG;
     memset(rep, 0, sizeof(*rep));
     rep->size = sizeof(*rep);
     memset(&mem, 0, sizeof(mem));
@@ -519,7 +538,7 @@ out:
 
 void rf_bench_report_free(rf_bench_report *rep)
 {
-    if (!rep || rep->size < sizeof(*rep))
+    if (!rep || rep->size < REPORT_MIN)
         return;
     rf_hist_destroy((rf_hist *)rep->latency);
     free((void *)rep->intervals);

@@ -11,7 +11,10 @@
 #include "fetch/fetch.h"
 #include "ring/clock.h"
 
-#define STEP_TURNS 64 /* admission rounds one rf_step() runs while bad input fails fast */
+#define STEP_TURNS 64     /* admission rounds one rf_step() runs while bad input fails fast */
+#define STEP_CQES 256     /* completions one round handles: the rest wait for the next */
+#define STEP_BUDGET_US 2000 /* an rf_step() returns after about this much work, so an event
+                               loop around it serves its other descriptors in time */
 
 __thread const rf_engine *rf_in_callback;
 
@@ -446,14 +449,16 @@ static int finished(rf_engine *e)
 static int turns(rf_engine *e)
 {
     struct worker *w = &e->workers[0];
+    uint64_t start = now_us();
     int ret = 0;
 
     for (int i = 0; i < STEP_TURNS; i++) {
         uint64_t delivered;
 
-        ret = worker_turn(w);
+        ret = worker_turn(w, STEP_CQES);
         delivered = emit(e);
-        if (ret < 0 || (ret == 0 && !delivered) || w->busy >= w->max_busy)
+        if (ret < 0 || (ret == 0 && !delivered && !io_uring_cq_ready(&w->ring.uring)) ||
+            now_us() - start > STEP_BUDGET_US)
             break;
     }
     return ret < 0 ? ret : 0;
@@ -520,7 +525,8 @@ int rf_engine_timeout_ms(rf_engine *e)
     int64_t due;
     int now_work;
 
-    if (io_uring_sq_ready(&w->ring.uring) || io_uring_cq_ready(&w->ring.uring))
+    /* Inside a callback the lock is held, and the turn that called it has work: now. */
+    if (in_callback(e) || io_uring_sq_ready(&w->ring.uring) || io_uring_cq_ready(&w->ring.uring))
         return 0;
     pthread_mutex_lock(&e->lock);
     now_work = (e->win.head < e->win.next &&

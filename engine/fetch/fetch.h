@@ -172,7 +172,7 @@ int worker_init(rf_engine *e, struct worker *w, unsigned id, unsigned nslots);
 void worker_free(struct worker *w);
 void worker_wake(struct worker *w);
 void wake_hungry(rf_engine *e);
-int worker_turn(struct worker *w);
+int worker_turn(struct worker *w, unsigned max);
 int start_threads(rf_engine *e);
 void engine_request_done(struct worker *w, struct request *r, uint64_t index);
 void queue_free(rf_engine *e);

@@ -4,6 +4,7 @@
  * run in threads of their own.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -273,12 +274,15 @@ static int admit(struct worker *w)
     return ret && !n ? ret : (int)n;
 }
 
-/* Everything a worker's turn does besides waiting: completions, timers, admission. */
-int worker_turn(struct worker *w)
+/*
+ * Everything a worker's turn does besides waiting: completions (at most max: the rest
+ * stay ready for the next turn), timers, admission.
+ */
+int worker_turn(struct worker *w, unsigned max)
 {
     unsigned epoch = __atomic_load_n(&w->eng->cancel_epoch, __ATOMIC_ACQUIRE);
 
-    ring_dispatch(&w->ring);
+    ring_dispatch(&w->ring, max);
     if (epoch != w->cancel_seen) {
         w->cancel_seen = epoch;
         fetch_cancel_all(w);
@@ -293,7 +297,7 @@ static void *worker_main(void *arg)
     int ret = ring_adopt(&w->ring) ? -RF_ERR_SYSTEM : 0;
 
     while (ret >= 0 && !__atomic_load_n(&e->stopping, __ATOMIC_ACQUIRE)) {
-        ret = worker_turn(w);
+        ret = worker_turn(w, UINT_MAX);
         /* Admitted something and slots are left: more may be waiting. */
         if (ret > 0 && w->busy < w->max_busy)
             continue;

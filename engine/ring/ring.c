@@ -376,7 +376,7 @@ int ring_wait(struct rf_ring *r, unsigned want, int64_t max_us)
     return 0;
 }
 
-unsigned ring_dispatch(struct rf_ring *r)
+unsigned ring_dispatch(struct rf_ring *r, unsigned max)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
@@ -388,6 +388,8 @@ unsigned ring_dispatch(struct rf_ring *r)
         n++;
         if (op < OP__COUNT)
             r->handler[op].fn(r->handler[op].ctx, cqe);
+        if (n == max)
+            break;
     }
     io_uring_cq_advance(&r->uring, n);
     for (unsigned i = 0; i < r->nqueues; i++) {

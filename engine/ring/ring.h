@@ -115,11 +115,11 @@ int64_t ring_next_due(const struct rf_ring *r);
  */
 int ring_wait(struct rf_ring *r, unsigned want, int64_t max_us);
 /*
- * Read the clock into r->now, hand every ready completion to its handler, then expire the
- * deadline queues and fire the timer sources that are due. Returns how many completions
- * there were.
+ * Read the clock into r->now, hand the ready completions (at most max; the rest wait for
+ * the next call) to their handlers, then expire the deadline queues and fire the timer
+ * sources that are due. Returns how many completions there were.
  */
-unsigned ring_dispatch(struct rf_ring *r);
+unsigned ring_dispatch(struct rf_ring *r, unsigned max);
 
 /* ---- provided buffers ---- */
 

@@ -201,7 +201,7 @@ def test_install_and_uninstall_with_destdir(ctx):
         "Name: ringfetch",
         "Description: io_uring HTTP/1.1 fetch engine (http and https)",
         f"Version: {major}.{minor}.{patch}",
-        "Requires.private: liburing libcares",
+        "Requires.private: liburing libcares libidn2",
         "Cflags: -I${includedir}",
         "Libs: -L${libdir} -lringfetch",
         "Libs.private: " + ("-lwolfssl " if system else "") + "-lpthread -lm",
@@ -218,8 +218,10 @@ def test_pkg_config_output(ctx):
     inc, lib = os.path.join(inst.prefix, "include"), inst.libdir
     assert inst.pkg_config("--modversion") == [f"{major}.{minor}.{patch}"]
     assert inst.pkg_config("--cflags", "--libs") == [f"-I{inc}", f"-L{lib}", "-lringfetch"]
+    deps = subprocess.run(["pkg-config", "--static", "--libs", "liburing", "libcares", "libidn2"],
+                          capture_output=True, text=True, check=True).stdout.split()
     assert inst.pkg_config("--static", "--libs") == [f"-L{lib}", "-lringfetch"] + \
-        (["-lwolfssl"] if inst.system else []) + ["-lpthread", "-lm", "-luring", "-lcares", "-lidn2"]
+        (["-lwolfssl"] if inst.system else []) + ["-lpthread", "-lm"] + deps
 
 
 # --------------------------------------------------------------- what the archive exports
@@ -231,8 +233,9 @@ def test_static_archive_exports_only_the_api(ctx):
     c-ares, pthread and libm stays undefined for the final link."""
     inst = installed(ctx)
     archive = os.path.join(inst.libdir, "libringfetch.a")
-    api = api_names(os.path.join(inst.prefix, "include", "ringfetch.h"))
-    assert len(api) == 24, api
+    header = os.path.join(inst.prefix, "include", "ringfetch.h")
+    api = api_names(header)
+    assert len(api) == open(header).read().count("\nRF_API "), api
 
     r = subprocess.run(["nm", "-g", "--defined-only", archive], capture_output=True,
                        text=True, check=True)

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1119,7 +1120,7 @@ static int lb_init(void)
         real_handler[op].ctx = fx.ring.handler[op].ctx;
         ring_on(&fx.ring, (enum rf_op)op, counting, (void *)(uintptr_t)op);
     }
-    ring_dispatch(&fx.ring); /* reads the clock */
+    ring_dispatch(&fx.ring, UINT_MAX); /* reads the clock */
     return 0;
 }
 
@@ -1131,7 +1132,7 @@ static int lb_run(struct tconn *t)
             return 1;
         if (ring_wait(&fx.ring, 1, 50000))
             return 0;
-        ring_dispatch(&fx.ring);
+        ring_dispatch(&fx.ring, UINT_MAX);
     }
     return 0;
 }
@@ -1246,7 +1247,7 @@ static void test_loopback_quiet_send(void)
     CHECK_INT(conn_open(&fx.set, &t->c, l, lb_port, NULL, NULL, NULL, 0, 0, 0), 0);
     for (i = 0; i < 100 && t->c.state != CONN_OPEN && !strchr(t->ev, 'X'); i++) {
         ring_wait(&fx.ring, 1, 50000);
-        ring_dispatch(&fx.ring);
+        ring_dispatch(&fx.ring, UINT_MAX);
     }
     if (CHECK_INT(t->c.state, CONN_OPEN))
         CHECK_INT(conn_send(&fx.set, &t->c, "quiet\n", 6, CONN_SEND_QUIET), 0);

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -223,7 +224,7 @@ static int pump(struct rf_ring *r, int fd, int answer, unsigned want, const char
         queries += serve_queries(fd, answer, count);
         if (ring_wait(r, 1, 10000) != 0)
             break;
-        ring_dispatch(r);
+        ring_dispatch(r, UINT_MAX);
     }
     return queries + serve_queries(fd, 0, count);
 }
