@@ -1,51 +1,127 @@
-/* lines.c - reads the fetch command's input lines: trimmed, blank ones skipped, length capped. */
+/* lines.c - the fetch command's input lines: a byte order mark and blanks dropped, kinds told. */
 #include "lines.h"
-
-#include <ctype.h>
-#include <string.h>
 
 /* A NUL cannot go on in a C string: this control byte, which no URL may hold, stands for it. */
 #define LINE_NUL '\x1a'
 
-static char *trim(char *s, size_t *len)
-{
-    size_t n = *len;
+enum { IN_MARK, IN_LEAD, IN_TEXT };
 
-    while (n && isspace((unsigned char)s[n - 1]))
-        n--;
-    while (n && isspace((unsigned char)*s)) {
-        s++;
-        n--;
-    }
-    s[n] = '\0';
-    *len = n;
-    return s;
+static const unsigned char bom[3] = {0xef, 0xbb, 0xbf};
+
+/* isspace() of the C locale, whatever the locale: merge.c reads lines the same way. */
+static int blank(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-/*
- * Read a byte at a time, so the line's length is known exactly: after fgets() only strlen()
- * tells it, which stops at a NUL byte and let the rest of a long line come back as a line
- * of its own.
- */
-char *lines_next(FILE *in, char *buf, size_t cap)
+static void restart(struct lines *ls)
 {
-    for (;;) {
-        size_t len = 0;
-        int ch;
-        char *s;
+    ls->len = 0;
+    ls->bom = 0;
+    ls->phase = IN_MARK;
+    ls->over = 0;
+    ls->any = 0;
+    ls->ended = 0;
+}
 
-        while ((ch = getc_unlocked(in)) != EOF && ch != '\n')
-            if (len <= cap) /* one byte past the cap marks the line as too long */
-                buf[len++] = ch ? (char)ch : LINE_NUL;
-        if (ch == EOF && len == 0)
-            return NULL;
-        buf[len] = '\0';
-        if (len > cap)
-            return buf; /* cap + 1 bytes: url_parse rejects that by length */
-        s = trim(buf, &len);
-        if (len)
-            return s;
-        if (ch == EOF)
-            return NULL;
+void lines_init(struct lines *ls, char *buf, size_t cap)
+{
+    ls->buf = buf;
+    ls->cap = cap;
+    restart(ls);
+}
+
+static void keep(struct lines *ls, unsigned char c)
+{
+    /* One byte past the cap is kept: the length itself then says "too long". */
+    if (ls->len <= ls->cap)
+        ls->buf[ls->len++] = c ? (char)c : LINE_NUL;
+    else if (!blank(c))
+        ls->over = 1;
+}
+
+/* The bytes of a mark begun but not finished are text (no byte of it is white space). */
+static void mark_is_text(struct lines *ls)
+{
+    for (unsigned i = 0; i < ls->bom; i++)
+        keep(ls, bom[i]);
+    ls->bom = 0;
+    ls->phase = IN_TEXT;
+}
+
+static void step(struct lines *ls, unsigned char c)
+{
+    ls->any = 1;
+    if (ls->phase == IN_MARK) {
+        if (c == bom[ls->bom]) {
+            if (++ls->bom == 3) {
+                ls->bom = 0;
+                ls->phase = IN_LEAD;
+            }
+            return;
+        }
+        if (ls->bom)
+            mark_is_text(ls);
+        else
+            ls->phase = IN_LEAD;
     }
+    if (ls->phase == IN_LEAD) {
+        if (blank(c))
+            return;
+        ls->phase = IN_TEXT;
+    }
+    keep(ls, c);
+}
+
+static enum line_kind finish(struct lines *ls)
+{
+    enum line_kind kind;
+
+    if (ls->phase == IN_MARK && ls->bom)
+        mark_is_text(ls);
+    /* Trailing blanks go unless text came after the kept part: then the line is too long
+     * and keeps cap + 1 bytes, exactly its first cap + 1 once trimmed. */
+    if (!ls->over)
+        while (ls->len && blank((unsigned char)ls->buf[ls->len - 1]))
+            ls->len--;
+    ls->buf[ls->len] = '\0';
+    kind = !ls->len ? LINE_BLANK : ls->buf[0] == '#' ? LINE_COMMENT : LINE_REQUEST;
+    ls->ended = 1; /* the text stays until the next byte starts a line */
+    return kind;
+}
+
+size_t lines_feed(struct lines *ls, const char *p, size_t n, enum line_kind *kind)
+{
+    *kind = LINE_NONE;
+    for (size_t i = 0; i < n; i++) {
+        if (ls->ended)
+            restart(ls);
+        if (p[i] == '\n') {
+            *kind = finish(ls);
+            return i + 1;
+        }
+        step(ls, (unsigned char)p[i]);
+    }
+    return n;
+}
+
+enum line_kind lines_end(struct lines *ls)
+{
+    if (ls->ended)
+        restart(ls);
+    return ls->any ? finish(ls) : LINE_NONE;
+}
+
+enum line_kind lines_one(struct lines *ls, const char *s, size_t n)
+{
+    restart(ls);
+    for (size_t i = 0; i < n; i++)
+        step(ls, (unsigned char)s[i]);
+    return finish(ls);
+}
+
+const char *lines_text(const struct lines *ls, size_t *len)
+{
+    *len = ls->len;
+    return ls->buf;
 }

@@ -390,7 +390,7 @@ static void name_shard(const struct merge *m, uint64_t line, char *buf, size_t l
     for (size_t i = 0; i < m->n; i++)
         if (m->sh[i].has_residue && m->sh[i].residue == k)
             file = m->sh[i].path;
-    snprintf(buf, len, "shard %llu/%zu by (L-1) mod %zu: %s", (unsigned long long)k + 1, m->n,
+    snprintf(buf, len, "shard %llu/%zu by (L-1) mod %zu: %s", (unsigned long long)k, m->n,
              m->n, file);
 }
 

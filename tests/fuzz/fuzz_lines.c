@@ -1,12 +1,15 @@
 /*
- * fuzz_lines.c - the fetch command's input reader, lines_next(), on arbitrary bytes read
- * through fmemopen(), checked against a plain model of what it must return: one row per
- * non-blank line, trimmed, in order; a line longer than the cap never comes back as a URL
- * the engine would accept, and neither does a line holding a NUL byte.
+ * fuzz_lines.c - the fetch command's input lines (engine/cli/lines.c) on arbitrary bytes,
+ * fed whole, byte by byte and in pieces of 7, and checked against a plain model of the
+ * rule: one line per '\n' (and a last one without it, if it has a byte), a UTF-8 byte order
+ * mark at the start dropped, blanks trimmed at both ends, then blank, comment ('#') or a
+ * request whose text is what is left, a NUL kept as 0x1a; a line longer than the cap keeps
+ * its first cap + 1 bytes, a length the engine refuses. lines_one() takes the whole input
+ * as one line. The line buffer is exactly cap + 2 bytes, so AddressSanitizer sees any
+ * write past it.
  *
  * Input: one byte choosing the cap (0: LINE_MAX_BYTES, else that many bytes, so short
- * inputs reach the over-long path), then the file. The line buffer is allocated at exactly
- * cap + 2 bytes so AddressSanitizer sees any write past it. Any broken invariant traps.
+ * inputs reach the over-long path), then the text. Any broken invariant traps.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,96 +18,116 @@
 
 #include "fuzz.h"
 #include "lines.h"
-#include "ringfetch.h"
 #include "proto/url.h"
+#include "ringfetch.h"
 
 /* An over-long line is marked by its length alone: the engine must refuse that length. */
 _Static_assert(LINE_MAX_BYTES == RF_URL_MAX, "lines.h and url.h disagree on the cap");
 
-static int space(uint8_t c)
+static int blank(uint8_t c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-static int engine_accepts(const char *s)
+/* The model: what raw line [p, p + n) must come out as, its kind and its text. */
+static enum line_kind model(const uint8_t *p, size_t n, size_t cap, uint8_t *out, size_t *len)
 {
-    struct rf_url u;
+    size_t a = 0, b = n;
 
-    return url_parse(s, strlen(s), &u) == 0;
+    if (n >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
+        a = 3;
+    while (a < b && blank(p[a]))
+        a++;
+    while (b > a && blank(p[b - 1]))
+        b--;
+    *len = b - a > cap + 1 ? cap + 1 : b - a;
+    for (size_t i = 0; i < *len; i++)
+        out[i] = p[a + i] ? p[a + i] : 0x1a;
+    if (!*len)
+        return LINE_BLANK;
+    return out[0] == '#' ? LINE_COMMENT : LINE_REQUEST;
 }
 
-/* Check the row lines_next() gave for raw line [p, p + n) of the input. */
-static void check_row(const char *row, const uint8_t *p, size_t n, size_t cap)
+static void check_line(const struct lines *ls, enum line_kind kind, const uint8_t *p, size_t n,
+                       size_t cap, uint8_t *want)
 {
-    size_t a = 0, b = n, len = strlen(row);
+    size_t len, wlen;
+    const char *text;
 
-    if (n > cap) {
-        /* Over-long: cut, and marked by a length no URL within the cap can have. */
-        ENSURE(len > cap && len <= cap + 1);
-        if (cap == LINE_MAX_BYTES)
-            ENSURE(!engine_accepts(row));
-        if (!memchr(p, 0, cap + 1))
-            ENSURE(memcmp(row, p, len) == 0);
-        return;
+    ENSURE(kind == model(p, n, cap, want, &wlen));
+    text = lines_text(ls, &len);
+    ENSURE(text == ls->buf && len <= cap + 1 && text[len] == '\0');
+    ENSURE(len == wlen && memcmp(text, want, len) == 0);
+    if (kind == LINE_REQUEST && len > cap && cap == LINE_MAX_BYTES) {
+        struct rf_url u;
+
+        ENSURE(url_parse(text, len, &u) != 0);
     }
-    while (b > a && space(p[b - 1]))
-        b--;
-    while (a < b && space(p[a]))
-        a++;
-    ENSURE(b > a); /* a blank line gives no row */
-    if (memchr(p, 0, n)) {
-        /* A NUL cannot be passed on in a C string: the row must say the line is bad. */
-        ENSURE(len >= 1 && len <= b - a);
-        ENSURE(!engine_accepts(row));
-        return;
+}
+
+/* Feed everything in pieces of `piece` bytes; every line must match the model, in order. */
+static void run(const uint8_t *data, size_t size, size_t cap, size_t piece, char *buf,
+                uint8_t *want)
+{
+    struct lines ls;
+    size_t pos = 0, line = 0; /* where the raw line under way starts */
+    enum line_kind kind;
+
+    lines_init(&ls, buf, cap);
+    while (pos < size) {
+        size_t n = size - pos < piece ? size - pos : piece;
+        size_t used = lines_feed(&ls, (const char *)data + pos, n, &kind);
+
+        ENSURE(used >= 1 && used <= n);
+        pos += used;
+        if (kind == LINE_NONE) {
+            ENSURE(used == n);
+            continue;
+        }
+        /* A line ends exactly at a '\n', the first after `line`. */
+        ENSURE(data[pos - 1] == '\n' && !memchr(data + line, '\n', pos - 1 - line));
+        check_line(&ls, kind, data + line, pos - 1 - line, cap, want);
+        line = pos;
     }
-    ENSURE(len == b - a && memcmp(row, p + a, len) == 0);
+    kind = lines_end(&ls);
+    if (line == size) {
+        ENSURE(kind == LINE_NONE);
+    } else {
+        check_line(&ls, kind, data + line, size - line, cap, want);
+        ENSURE(lines_end(&ls) == LINE_NONE); /* and the end stays the end */
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t cap, off = 0;
-    char *copy, *buf, *row;
-    FILE *in;
+    static const size_t pieces[] = {SIZE_MAX, 1, 7};
+    size_t cap, wlen;
+    char *buf;
+    uint8_t *want;
+    struct lines ls;
+    enum line_kind kind;
 
     if (size < 1)
         return 0;
     cap = data[0] ? data[0] : LINE_MAX_BYTES;
     data++;
     size--;
-    /* fmemopen() wants a writable buffer and refuses an empty one on older C libraries. */
-    copy = malloc(size ? size : 1);
     buf = malloc(cap + 2);
-    ENSURE(copy && buf);
-    if (size)
-        memcpy(copy, data, size);
-    in = fmemopen(copy, size ? size : 1, "r");
-    ENSURE(in);
-    if (!size)
-        getc(in); /* the one byte stands for an empty file: consume it */
+    want = malloc(cap + 2);
+    ENSURE(buf && want);
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++)
+        run(data, size, cap, pieces[i], buf, want);
+    /* One line of the whole input: a '\n' in it is just white space. */
+    lines_init(&ls, buf, cap);
+    kind = lines_one(&ls, (const char *)data, size);
+    {
+        size_t len;
+        const char *text = lines_text(&ls, &len);
 
-    while (off < size) {
-        const uint8_t *p = data + off, *nl = memchr(p, '\n', size - off);
-        size_t n = nl ? (size_t)(nl - p) : size - off;
-        size_t a = 0, b = n;
-
-        off += n + (nl != NULL);
-        while (b > a && space(p[b - 1]))
-            b--;
-        while (a < b && space(p[a]))
-            a++;
-        if (n <= cap && a == b)
-            continue; /* blank: skipped without a row */
-        row = lines_next(in, buf, cap);
-        ENSURE(row != NULL);
-        ENSURE(row >= buf && row + strlen(row) < buf + cap + 2);
-        check_row(row, p, n, cap);
+        ENSURE(kind == model(data, size, cap, want, &wlen));
+        ENSURE(len == wlen && memcmp(text, want, len) == 0 && text[len] == '\0');
     }
-    /* Every line is accounted for: the end, and it stays the end. */
-    ENSURE(lines_next(in, buf, cap) == NULL);
-    ENSURE(lines_next(in, buf, cap) == NULL);
-    fclose(in);
+    free(want);
     free(buf);
-    free(copy);
     return 0;
 }

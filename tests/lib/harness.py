@@ -1226,3 +1226,24 @@ def main(argv):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+# ------------------------------------------------------------------- peak RSS
+
+
+TIME = "/usr/bin/time"
+
+
+def run_peak_rss(cmd, **kw):
+    """subprocess.run(cmd, **kw) under GNU time; (CompletedProcess, peak RSS in KiB).
+
+    Not wait4() or the program's own getrusage(): at execve Linux keeps the larger of the
+    old and new address spaces' peaks, so a program started from this Python process (tens
+    of MB by then) would report at least Python's size. GNU time is small: what its child
+    reports is the program's own peak."""
+    import tempfile as _tempfile
+    with _tempfile.NamedTemporaryFile("r", suffix=".rss") as f:
+        r = subprocess.run([TIME, "-f", "%M", "-o", f.name] + list(cmd), **kw)
+        f.seek(0)
+        text = f.read().strip().splitlines()
+    return r, int(text[-1]) if text and text[-1].isdigit() else 0
