@@ -132,3 +132,110 @@ def test_host_rate(ctx):
     assert starts[-1] - starts[0] >= 1.75 - 0.05, starts
     rc, _, err = ctx.fetch(["--host-rate", "0", urls[0]])
     assert rc == 2 and "--host-rate: bad value '0' (requests per second above 0" in err, err
+
+
+def test_redirect_methods_bodies_and_credentials(ctx):
+    """What nginx saw agrees with the rows: 301/302/303 turn a POST into a GET without its
+    body, 307/308 keep both; userinfo credentials go to the same origin, never to another."""
+    w = world(ctx)
+    tag = unique("m")
+    body = "x" * 1000
+    urls = [w.url(f"/code/{c}?id={tag}-{c}") for c in (301, 302, 303, 307, 308)]
+    rc, rows, err = ctx.fetch(["-q", "-L", "-d", body] + urls)
+    assert rc == 0, err
+    assert [(r["status"], r["redirects"]) for r in rows] == [(200, 1)] * 5, rows
+    for c in (301, 302, 303, 307, 308):
+        first, = w.log_entries(contains=f"/code/{c}?id={tag}-{c}", count=1)
+        target, = w.log_entries(contains=f"/target?id={tag}-{c}", count=1)
+        assert (first["method"], first["status"]) == ("POST", c), first
+        if c in (307, 308):
+            assert (target["method"], target["body_length"]) == ("POST", 1000), target
+        else:
+            assert target["method"] == "GET" and not target["body_length"], target
+    # credentials: kept for a hop on the same origin, dropped for another origin
+    same = w.url(f"/code/302?id={tag}-auth").replace("://", "://u:p@", 1)
+    other = w.url(f"/cross-origin/302?id={tag}-auth2").replace("://", "://u:p@", 1)
+    rc, rows, err = ctx.fetch(["-q", "-L", same, other])
+    assert rc == 0 and [r["status"] for r in rows] == [200, 200], (err, rows)
+    assert all("u:p@" not in r["url"] and "u:p@" not in r.get("final_url", "")
+               for r in rows), rows
+    basic = "Basic dTpw"
+    hop, = w.log_entries(contains=f"/target?id={tag}-auth", count=1, port=w.http_port)
+    assert hop["authorization"] == basic, hop
+    start, = w.log_entries(contains=f"/cross-origin/302?id={tag}-auth2", count=1)
+    away, = w.log_entries(contains=f"/target?id={tag}-auth2", count=1)
+    assert start["authorization"] == basic and away["authorization"] is None, (start, away)
+    assert away["port"] == w.other_port, away
+
+
+def test_retry_timing(ctx):
+    """429 with Retry-After: 1 then 200: attempts 2 in 1.0-1.2 s. --retries 3 against a
+    black hole with --timeout 2 ends at 2 s with timeout, not later. A Retry-After past the
+    remaining budget is not waited for: the 429 is the row at once."""
+    tag = unique("t")
+    url = ctx.bad.url("flaky", f"/429-then-200?id={tag}&after=1")
+    rc, rows, err = ctx.fetch(["-q", "--retries", "2", url])
+    assert rc == 0, err
+    r = rows[0]
+    assert (r["status"], r["attempts"]) == (200, 2), r
+    assert 1000 <= r["total_ms"] <= 1200, r
+    hole = harness.Blackhole("127.0.0.3").start()
+    try:
+        t0 = time.monotonic()
+        rc, rows, err = ctx.fetch(["-q", "--retries", "3", "--timeout", "2", hole.url("/")])
+        elapsed = time.monotonic() - t0
+    finally:
+        hole.stop()
+    assert rc == 0, err
+    assert (rows[0]["status"], rows[0]["error"]) == (None, "timeout"), rows
+    assert 1.9 <= elapsed < 2.6 and 1990 <= rows[0]["total_ms"] <= 2100, (elapsed, rows)
+    tag = unique("far")
+    t0 = time.monotonic()
+    rc, rows, err = ctx.fetch(["-q", "--retries", "3", "--timeout", "2",
+                               ctx.bad.url("flaky", f"/429-then-200?id={tag}&after=5")])
+    assert rc == 0, err
+    assert (rows[0]["status"], rows[0]["attempts"]) == (429, 1), rows
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_busy_host_does_not_slow_the_others(ctx):
+    """Half the lines to one slow host held to --per-host 4 (and --host-rate 50 in a second
+    run), half to other hosts: the busy host never has more than 4 requests at once or 51
+    started in a second, and the other hosts' requests finish within 1.2 x the time they
+    take in a run without the busy host."""
+    port = ctx.bad.port("count")
+    busy = unique("busy") + ".test"
+    others = [unique(f"o{i}") + ".test" for i in range(8)]
+    resolve = []
+    for h in [busy] + others:
+        resolve += ["--resolve", f"{h}:{port}:127.0.0.1"]
+    other_urls = [f"http://{others[i % 8]}:{port}/?delay_ms=50&i={i}" for i in range(200)]
+    busy_urls = [f"http://{busy}:{port}/?delay_ms=50&b={i}" for i in range(200)]
+    mixed = [u for pair in zip(busy_urls, other_urls) for u in pair]
+
+    def run(urls, extra):
+        t0 = time.monotonic()
+        rc, rows, err = ctx.fetch(["-q", "-c", "40", "--timeout", "30"] + extra + resolve + urls,
+                                  timeout=120)
+        assert rc == 0 and all(r["status"] == 200 for r in rows), (err, rows[:5])
+        return rows, time.monotonic() - t0
+
+    alone, _ = run(other_urls, ["--per-host", "4"])
+    # the others' requests finish (total_ms from admission) as fast with the busy host in
+    alone_ms = sorted(r["total_ms"] for r in alone)
+    rows, _ = run(mixed, ["--per-host", "4"])
+    with_busy = sorted(r["total_ms"] for r in rows if "/?delay_ms=50&i=" in r["url"])
+    assert with_busy[len(with_busy) // 2] <= 1.2 * alone_ms[len(alone_ms) // 2] + 10, \
+        (alone_ms[len(alone_ms) // 2], with_busy[len(with_busy) // 2])
+    log = ctx.bad.requests(count=200, mode="count", host=f"{busy}:{port}")
+    assert harness.max_overlap_per_host(log)[f"{busy}:{port}"] == 4, log[:5]
+    busy2 = unique("busy2") + ".test"
+    urls = [f"http://{busy2}:{port}/?delay_ms=0&r={i}" for i in range(120)]
+    rc, rows, err = ctx.fetch(["-q", "-c", "40", "--host-rate", "50", "--resolve",
+                               f"{busy2}:{port}:127.0.0.1"] + urls, timeout=60)
+    assert rc == 0 and all(r["status"] == 200 for r in rows), err
+    log = ctx.bad.requests(count=120, mode="count", host=f"{busy2}:{port}")
+    assert harness.max_starts_per_window(log, 1.0)[f"{busy2}:{port}"] <= 51, log[:5]
+
+
+test_busy_host_does_not_slow_the_others.timeout = 150

@@ -316,6 +316,19 @@ def test_session_resumption(ctx):
             assert {r["tls_version"] for r in rows} == {"TLSv1.2"}, rows
 
 
+def test_tls12_resumption_by_ticket_only(ctx):
+    """A TLS 1.2 server with tickets and no session cache resumes only by ticket: the
+    ClientHello must ask for one (it did not, and no connection ever resumed)."""
+    ng = ctx.server("nginx-tls12-tickets", lambda: harness.nginx_tls12_tickets(ctx.pki))
+    urls = [ng.url(f"/?ticket={i}") for i in range(4)]
+    rc, rows, err = ctx.fetch(["-c", "1", "--no-keepalive", "--cacert", ctx.pki.ca_cert] + urls)
+    assert rc == 0, err
+    assert [(r["status"], r["tls_version"], r["tls_resumed"]) for r in rows] == \
+        [(200, "TLSv1.2", False)] + [(200, "TLSv1.2", True)] * 3, rows
+    log = ng.log_entries(contains="ticket=", count=4)
+    assert [e["reused"] for e in log] == [".", "r", "r", "r"], log
+
+
 def test_keepalive_over_tls(ctx):
     ng = https_nginx(ctx)
     urls = [ng.url(f"/?ka={i}") for i in range(100)]
