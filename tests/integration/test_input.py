@@ -338,3 +338,42 @@ def test_blackholed_first_address(ctx):
     r = rows[0]
     assert (r["status"], r["ip"], r["addresses_tried"]) == (200, "127.0.0.1", 2), r
     assert 250 <= r["connect_ms"] and r["total_ms"] < 250 + 150, r
+
+
+def test_fallback_at_scale(ctx):
+    """1,000 URLs to a name whose first address refuses and second serves, -c 100: all 200,
+    and the wall time within 1.5 x the same list sent to the serving address directly. A
+    name whose first address black-holes SYNs: every row 200, each within 250 ms (the
+    Happy Eyeballs delay) of the same request's normal time."""
+    port = beside_blackhole(ctx).port
+
+    def timed(host, dns, n=1000):
+        urls = "".join(f"http://{host}:{port}/?i={i}\n" for i in range(n))
+        t0 = time.monotonic()
+        rc, rows, err = ctx.fetch(["-q", "-c", "100", "--dns-server", dns.server, "-i", "-"],
+                                  input_text=urls, timeout=120)
+        wall = time.monotonic() - t0
+        assert rc == 0 and len(rows) == n, err
+        assert {(r["status"], r["error"]) for r in rows} == {(200, None)}, rows[:3]
+        return rows, wall
+
+    names = {"refuses-first.test": "127.0.0.2,127.0.0.1", "direct.test": "127.0.0.1",
+             "dark-first.test": "127.0.0.3,127.0.0.1"}
+    with harness.DnsServer(names) as dns:
+        walls = {"direct": [], "fallback": []}
+        for _ in range(3):  # alternating, medians: this machine is noisy
+            walls["direct"].append(timed("direct.test", dns)[1])
+            rows, wall = timed("refuses-first.test", dns)
+            walls["fallback"].append(wall)
+        assert {r["ip"] for r in rows} == {"127.0.0.1"}, rows[:3]
+        direct, fallback = (sorted(w)[1] for w in (walls["direct"], walls["fallback"]))
+        assert fallback <= 1.5 * direct + 0.05, walls
+        normal, _ = timed("direct.test", dns, 100)
+        dark, _ = timed("dark-first.test", dns, 100)
+    normal_ms = sorted(r["total_ms"] for r in normal)[len(normal) // 2]
+    assert all(r["ip"] == "127.0.0.1" for r in dark), dark[:3]
+    assert max(r["total_ms"] for r in dark) <= 250 + normal_ms + 100, \
+        (normal_ms, max(r["total_ms"] for r in dark))
+
+
+test_fallback_at_scale.timeout = 180
