@@ -11,9 +11,12 @@
 #include "fetch/fetch.h"
 #include "ring/clock.h"
 
+/* rf_request as 0.3.0 defined it: what a request with size 0 is read as. */
+#define REQUEST_SIZE_0_3 (offsetof(rf_request, keep_body) + sizeof(size_t))
+
 #define STEP_TURNS 64     /* admission rounds one rf_step() runs while bad input fails fast */
 #define STEP_CQES 256     /* completions one round handles: the rest wait for the next */
-#define STEP_BUDGET_US 2000 /* an rf_step() returns after about this much work, so an event
+#define STEP_BUDGET_US 1000 /* an rf_step() returns after about this much work, so an event
                                loop around it serves its other descriptors in time */
 
 __thread const rf_engine *rf_in_callback;
@@ -364,8 +367,9 @@ rf_error rf_submit(rf_engine *e, const rf_request *req)
         return RF_ERR_INVALID_ARG;
     if (in_callback(e))
         return RF_ERR_RECURSIVE;
-    /* size 0: a caller that did not use RF_REQUEST_INIT; read what 0.3.0 defined. */
-    s = submitted_copy(req, req->size ? req->size : sizeof(*req));
+    /* size 0: a caller that did not use RF_REQUEST_INIT; read what 0.3.0 defined, never a
+     * field appended since, which such a caller's struct does not have. */
+    s = submitted_copy(req, req->size ? req->size : REQUEST_SIZE_0_3);
     if (!s)
         return RF_ERR_NOMEM;
     queue_append(e, s);
@@ -456,6 +460,8 @@ static int turns(rf_engine *e)
         uint64_t delivered;
 
         ret = worker_turn(w, STEP_CQES);
+        if (io_uring_sq_ready(&w->ring.uring))
+            io_uring_submit(&w->ring.uring); /* this turn's sends and connects: now */
         delivered = emit(e);
         if (ret < 0 || (ret == 0 && !delivered && !io_uring_cq_ready(&w->ring.uring)) ||
             now_us() - start > STEP_BUDGET_US)

@@ -82,6 +82,8 @@ struct worker {
     struct fconn *fc;
     uint32_t nconns;          /* connections: slots plus as many kept-alive spares */
     uint32_t max_busy;        /* the slot limiter: at most this many requests at once */
+    uint32_t admit_max;       /* requests one turn starts, or 0 for no bound (worker 0's
+                                 turns run inside rf_step(): they stay short) */
     char *sbuf_slab;
     struct tls_cache sessions;
     struct list free_list;

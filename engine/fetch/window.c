@@ -6,6 +6,19 @@
 
 #define PAGE (1u << W_PAGE_SHIFT)
 
+static int make_page(struct rf_window *w, uint32_t p)
+{
+    w->page[p] = calloc(PAGE, sizeof(**w->page));
+    if (!w->page[p])
+        return -RF_ERR_NOMEM;
+    for (uint32_t i = 0; i < PAGE; i++) {
+        request_clear(&w->page[p][i]);
+        dq_node_init(&w->page[p][i].deadline);
+        dq_node_init(&w->page[p][i].wait);
+    }
+    return 0;
+}
+
 int window_init(struct rf_window *w, uint32_t size)
 {
     uint32_t n = PAGE;
@@ -18,6 +31,12 @@ int window_init(struct rf_window *w, uint32_t size)
         return -RF_ERR_NOMEM;
     w->size = n;
     w->mask = n - 1;
+    /* The first page now, so that the first rf_step() does not fault it in. */
+    if (make_page(w, 0)) {
+        free(w->page);
+        w->page = NULL;
+        return -RF_ERR_NOMEM;
+    }
     return 0;
 }
 
@@ -42,16 +61,8 @@ int window_take(struct rf_window *w, uint64_t *index)
     uint32_t p = (uint32_t)((w->next & w->mask) >> W_PAGE_SHIFT);
 
     /* A page is made when the window first reaches it: memory follows what is in use. */
-    if (!w->page[p]) {
-        w->page[p] = calloc(PAGE, sizeof(**w->page));
-        if (!w->page[p])
-            return -RF_ERR_NOMEM;
-        for (uint32_t i = 0; i < PAGE; i++) {
-            request_clear(&w->page[p][i]);
-            dq_node_init(&w->page[p][i].deadline);
-            dq_node_init(&w->page[p][i].wait);
-        }
-    }
+    if (!w->page[p] && make_page(w, p))
+        return -RF_ERR_NOMEM;
     *index = w->next++;
     return 0;
 }
