@@ -85,7 +85,8 @@ class Context:
                     data = f.read()
             except OSError:
                 data = b""
-            kinds = [k for k, sym in (("address", b"__asan_"), ("undefined", b"__ubsan_"))
+            kinds = [k for k, sym in (("address", b"__asan_"), ("undefined", b"__ubsan_"),
+                                          ("thread", b"__tsan_"))
                      if sym in data]
             if kinds:
                 self._sanitize = ["-fsanitize=" + ",".join(kinds)]
