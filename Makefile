@@ -314,3 +314,41 @@ $(B)/tests/test_json: tests/unit/test_json.c $(B)/obj/engine/cli/json.o tests/un
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Iengine/cli $(ALL_CFLAGS) $(WARN) $(ALL_LDFLAGS) $< \
 	    $(B)/obj/engine/cli/json.o -o $@ -lm
+
+# ---------------------------------------------------------------------------------------
+# The C API tests under ThreadSanitizer and valgrind (tests/integration/test_api.py, whose
+# programs are tests/api/*.c).
+#
+# make test-tsan: build-tsan/ built with SANITIZE=thread, then the C API tests and the
+# integration tests that run several ring threads (fetch -t 3, https -t 2, bench -t 2),
+# with halt_on_error so that any race report fails its test. In CI after test-san.
+# make test-valgrind: the C API tests' programs, built against $(B), each run under
+# valgrind with tests/valgrind.supp (smaller runs); any error fails. Slow: not in CI.
+
+TSAN_B := build-tsan
+TSAN_TESTS := -k test_api:: -k test_fetch::test_every_line_one_row_in_order \
+              -k test_tls::test_many_at_once -k test_bench::test_duration_and_schema
+# GCC 12's TSan expects the kernel's default mmap randomisation (vm.mmap_rnd_bits 28);
+# with more, its shadow mappings can collide ("unexpected memory mapping"): then the tests
+# run with ASLR off.
+TSAN_SETARCH := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)" -gt 28 ] \
+                    && echo setarch "$$(uname -m)" -R)
+VALGRIND := valgrind --quiet --error-exitcode=1 --num-callers=40 \
+            --suppressions=$(CURDIR)/tests/valgrind.supp \
+            --leak-check=full --errors-for-leak-kinds=definite
+
+.PHONY: test-tsan test-valgrind clean-tsan
+test-tsan: setup
+	$(Q)$(MAKE) --no-print-directory B=$(TSAN_B) SANITIZE=thread OPT="-O1 -g" all
+	$(Q)TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" $(TSAN_SETARCH) \
+	    /usr/bin/python3 tests/run.py --build $(TSAN_B) $(TSAN_TESTS)
+
+test-valgrind: setup
+	$(Q)scripts/setup valgrind
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)RF_API_WRAP="$(VALGRIND)" /usr/bin/python3 tests/run.py --build $(B) -k test_api::
+
+# clean and distclean take build-tsan/ too.
+clean distclean: clean-tsan
+clean-tsan:
+	rm -rf $(TSAN_B)
