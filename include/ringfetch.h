@@ -440,7 +440,8 @@ typedef struct rf_bench_config {
     size_t n_source_addrs;
     double start_at;                 /* wall-clock epoch seconds to start at; 0 = at once */
     unsigned slack_us;               /* open loop: requests due this close together leave in
-                                        one submit (at most 50; default 50; 0 = one by one) */
+                                        one submit (at most 50; default 50; 0 = one by one);
+                                        closed loop: 0 = no waiting for a batch of answers */
     int rx_timestamps;               /* response times from kernel receive timestamps where
                                         the kernel offers them (default 1); 0: the clock,
                                         read once per batch of completions */

@@ -488,6 +488,7 @@ LAT_RUNS = (  # name, ringfetch bench arguments; each also runs with --no-timest
     ("-R 1000 -c 16 --slack 0", ["-c16", "-R1000", "--slack", "0"]),
     ("-R 1000 -c 16", ["-c16", "-R1000"]),
     ("-c 64 closed loop", ["-c64"]),
+    ("-c 64 closed loop --slack 0", ["-c64", "--slack", "0"]),
 )
 
 
