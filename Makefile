@@ -206,20 +206,17 @@ distclean:
 # ---------------------------------------------------------------------------------------
 # The public archive, the versioned shared library and `make install`.
 
-# The version is the header's (RINGFETCH_VERSION_*), and so is the SONAME's number
-# (RINGFETCH_ABI, raised when older programs can no longer run with the library).
-rf_header_number = $(shell sed -n 's/^.define RINGFETCH_$(1)  *\([0-9][0-9]*\)$$/\1/p' \
-                       include/ringfetch.h)
-rf_version_part = $(call rf_header_number,VERSION_$(1))
+# The version is the header's (RINGFETCH_VERSION_*); the SONAME changes with its major.
+rf_version_part = $(shell sed -n 's/^.define RINGFETCH_VERSION_$(1)  *\([0-9][0-9]*\)$$/\1/p' \
+                      include/ringfetch.h)
 VERSION_MAJOR := $(call rf_version_part,MAJOR)
 VERSION_MINOR := $(call rf_version_part,MINOR)
 VERSION_PATCH := $(call rf_version_part,PATCH)
-ABI := $(call rf_header_number,ABI)
-ifneq ($(words $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH) $(ABI)),4)
-$(error include/ringfetch.h: no RINGFETCH_VERSION_MAJOR, _MINOR, _PATCH and RINGFETCH_ABI numbers)
+ifneq ($(words $(VERSION_MAJOR) $(VERSION_MINOR) $(VERSION_PATCH)),3)
+$(error include/ringfetch.h: no RINGFETCH_VERSION_MAJOR, _MINOR and _PATCH numbers)
 endif
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
-LIB_SONAME := libringfetch.so.$(ABI)
+LIB_SONAME := libringfetch.so.$(VERSION_MAJOR)
 
 # The public archive is one relocatable object: the engine, llhttp and (WOLFSSL=source)
 # every member of libwolfssl.a linked by ld -r, in which every global symbol but the rf_

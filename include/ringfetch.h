@@ -33,10 +33,6 @@ extern "C" {
 #define RINGFETCH_VERSION_NUM 0x000300
 #define RINGFETCH_AT_LEAST_VERSION(x, y, z) \
     (RINGFETCH_VERSION_NUM >= (((x) << 16) | ((y) << 8) | (z)))
-/* The shared library's SONAME is libringfetch.so.RINGFETCH_ABI. It is raised when a program
- * built against an older header can no longer run with this library (1: 0.3.0, whose
- * structs begin with a size field), so such a program fails to start instead. */
-#define RINGFETCH_ABI 1
 
 #if defined(RF_BUILDING_LIBRARY)
 #define RF_API __attribute__((visibility("default")))
