@@ -111,6 +111,8 @@ struct bthread {
     uint32_t nunstamped;
     uint64_t stamped, answers;        /* responses timed by the kernel, and all of them */
     uint64_t scheduled;               /* open loop: requests whose due time has been used */
+    uint64_t wake_at;                 /* open loop: when the wait under way should end */
+    uint32_t late_us;                 /* open loop: how late the ring's timer wakes us (EWMA) */
     uint64_t open, peak_open;
     struct dq timeouts, pauses;
     struct list ready;
