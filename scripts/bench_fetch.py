@@ -19,6 +19,9 @@ Part 4: HTTPS: HTTPS_URLS https URLs over HTTPS_PORTS ports of a second nginx wi
 --before PATH: an older ringfetch binary runs as "ringfetch-before" beside ringfetch in every
         part (in the same rounds, the two swapping places every other round), and each
         part ends with ringfetch / ringfetch-before for wall time, CPU and peak RSS.
+--policy: part 1 also runs `ringfetch fetch -L --retries 2` on the same list (no redirects
+        in it; the refused 1% are retried twice, with the default back-off) and prints its
+        wall time over plain ringfetch's.
 Every ringfetch run is checked: one row per line, indexes in order, the expected errors.
 Every curl run: one status per URL (-w), and in part 4 every one 200.
 Measurement: os.wait4() of each client process (wall clock around it) for CPU; peak RSS
@@ -40,6 +43,7 @@ import harness  # noqa: E402
 from bench_peers import BEFORE, round_order  # noqa: E402
 
 PYTHON = "/usr/bin/python3"  # Debian's python3-aiohttp lives here
+POLICY = "rf -L --retries 2"  # part 1 with --policy
 RUN_LIMIT_S = 600            # no client run may take longer than this
 GNU_TIME = "/usr/bin/time"   # Debian's package "time"
 
@@ -193,6 +197,9 @@ def part1(a, tmp, ports, refused):
     }
     if a.no_aiohttp:
         del clients["aiohttp"]
+    if a.policy:
+        clients[POLICY] = clients["ringfetch"][:2] + ["-L", "--retries", "2"] + \
+            clients["ringfetch"][2:]
     clients = with_before(a, clients)
     res = {k: [] for k in clients}
     print(f"part 1: {n} URLs over {len(ports)} nginx ports, {n_refused} refused, c=500",
@@ -201,7 +208,7 @@ def part1(a, tmp, ports, refused):
         for name in round_order(clients, r):
             cmd = clients[name]
             m, err = measure(cmd, out)
-            if name in ("ringfetch", BEFORE):
+            if name in ("ringfetch", BEFORE, POLICY):
                 check_rows(out, n, {"refused": n_refused})
             elif count_lines(out) != n:
                 raise SystemExit(f"{name}: {count_lines(out)} results for {n} URLs\n{err}")
@@ -221,6 +228,10 @@ def part1(a, tmp, ports, refused):
               f"(target <= 0.1)   wall {median(rf, 'wall') / median(ai, 'wall'):.3f}"
               f"   rss {median(rf, 'rss_mb') / median(ai, 'rss_mb'):.3f}", flush=True)
     show_before(res)
+    if POLICY in res:
+        pol = res[POLICY]
+        print(f"  {POLICY} / ringfetch wall {median(pol, 'wall') / median(rf, 'wall'):.3f} "
+              f"(target <= 1.1)   cpu {median(pol, 'cpu') / median(rf, 'cpu'):.3f}", flush=True)
     return median(rf, "wall")
 
 
@@ -365,6 +376,9 @@ def main():
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--no-aiohttp", action="store_true", help="skip the slowest peer")
     ap.add_argument("--ringfetch", default=os.path.join(ROOT, "build", "ringfetch"))
+    ap.add_argument("--policy", action="store_true",
+                    help="part 1 also runs ringfetch -L --retries 2 (the refused 1%% are "
+                         "retried twice), against the run without")
     ap.add_argument("--before", metavar="PATH",
                     help="an older ringfetch binary, run as ringfetch-before in the same rounds")
     a = ap.parse_args()
