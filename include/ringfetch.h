@@ -155,7 +155,7 @@ typedef struct rf_result {
     uint32_t tls_us;
     int tls_resumed;
     /* 0.3.0 */
-    unsigned addresses_tried; /* connect attempts of the last request (0: reused) */
+    unsigned addresses_tried; /* addresses its connection tried when opened (reused too) */
     unsigned attempts;        /* times the request was sent: 1 + retries */
     unsigned redirects;       /* redirects followed */
     const char *final_url;    /* the URL of the last response when redirects were followed */

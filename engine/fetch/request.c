@@ -434,7 +434,9 @@ void fetch_finish(struct worker *w, struct fconn *f, rf_error err)
 
         r->ip = request_append(r, ip, (uint32_t)strlen(ip));
     }
-    r->addresses_tried = f->reused ? 0 : f->c.tried;
+    /* What opening the serving connection took, reused or not: a row says the same
+     * whichever connection it happened to get (a shard's rows equal a whole run's). */
+    r->addresses_tried = f->c.tried;
     record_tls(w, f, r, err);
     r->fc = NULL;
     keep = err == RF_OK && w->eng->cfg.keepalive &&

@@ -83,7 +83,7 @@ def test_row_fields_and_csv_columns(ctx):
     rows = [json.loads(l) for l in out.decode().splitlines()]
     assert [list(r)[:len(JSONL_KEYS)] for r in rows] == [JSONL_KEYS] * 3, rows
     assert [(r["index"], r["line"], r["status"], r["addresses_tried"], r["attempts"],
-             r["redirects"]) for r in rows] == [(0, 1, 200, 1, 1, 0), (1, 3, 200, 0, 1, 0),
+             r["redirects"]) for r in rows] == [(0, 1, 200, 1, 1, 0), (1, 3, 200, 1, 1, 0),
                                                 (2, 4, None, 0, 1, 0)], rows
     assert not {"final_url", "chain"} & set(rows[0]), rows[0]  # no redirect followed
     rc, out, err = run(ctx, ["-q", "-c", "1", "--format", "csv", "--keep-body", "64k", a,
@@ -93,7 +93,7 @@ def test_row_fields_and_csv_columns(ctx):
     got = [(r["index"], r["line"], r["status"], r["error"], r["addresses_tried"], r["attempts"],
             r["redirects"], r["final_url"], r["chain"], r["body"]) for r in csv_rows(out)]
     assert got == [("0", "1", "200", "", "1", "1", "0", "", "", "hello world\n"),
-                   ("1", "3", "200", "", "0", "1", "0", "", "", "hello world\n"),
+                   ("1", "3", "200", "", "1", "1", "0", "", "", "hello world\n"),
                    ("2", "4", "", "invalid_url", "0", "1", "0", "", "", "")], got
 
 

@@ -25,9 +25,8 @@ SLURM = os.path.join(DEPLOY, "slurm")
 SCRIPTS = os.path.join(ROOT, "scripts")
 TIMING = re.compile(r"_ms$")
 # Row fields that describe the connection a row happened to use, not the URL: the address,
-# and addresses_tried (0 on a reused keep-alive connection, which depends on what the same
-# process fetched before: a shard reuses less than a whole-list run).
-PER_CONNECTION = {"ip", "addresses_tried", "tls_resumed"}
+# and whether TLS resumed (which depends on what the same process fetched before).
+PER_CONNECTION = {"ip", "tls_resumed"}
 # The full Dockerfile build (wolfSSL from Debian's source, about 90 s, and network to the
 # Debian archive) only when asked; by default the build stage reuses build/wolfssl/.
 FULL_DOCKER_BUILD = os.environ.get("RINGFETCH_TEST_DOCKER_FULL") == "1"
