@@ -183,7 +183,9 @@ def test_kill9_at_random_moments(ctx):
         p = subprocess.Popen([ctx.ringfetch, "fetch", "-q", "-c", "200", "-i", inp, "-o", out,
                               "--resume", out], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
-        wait = rnd.uniform(0.0, 0.5)
+        # About 130,000 rows a second here: short enough that the later runs, with less
+        # left to do, are still killed mid-run.
+        wait = rnd.uniform(0.02, 0.25)
         time.sleep(wait)  # the moment of the kill is what this test varies
         p.send_signal(signal.SIGKILL)
         p.wait(10)
@@ -192,7 +194,8 @@ def test_kill9_at_random_moments(ctx):
         assert p.returncode in (-signal.SIGKILL, 0), (seed, n, p.returncode, err)
         kills.append((round(wait, 3), check_prefix(out, ref)))
     print(f"seed {seed}; (kill after s, whole rows then): {kills}")
-    assert kills[-1][1] < len(ref), "every run finished before its kill: nothing was tested"
+    interrupted = sum(1 for _, rows in kills if rows < len(ref))
+    assert interrupted >= 8, f"only {interrupted} of 10 kills came before the run ended"
     r = fetch_to(ctx, inp, out, "-c", "200")
     assert r.returncode == 0, (seed, r.stderr)
     got = [key(x) for x in jsonl(out)]
