@@ -322,8 +322,9 @@ static int is_redirect(int status)
     return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-/* A hop record in str: the status, then the URL. */
-static uint32_t chain_add(struct request *r, int status, const char *url, uint32_t len)
+/* A hop record in str: the status, then the URL, which is already in str at `url` (an
+ * offset: the reserve may move str). */
+static uint32_t chain_add(struct request *r, int status, uint32_t url, uint32_t len)
 {
     char *p = request_reserve(r, (uint32_t)sizeof(uint32_t) * 2 + len);
     uint32_t rec[2] = {r->chain, (uint32_t)status};
@@ -331,7 +332,7 @@ static uint32_t chain_add(struct request *r, int status, const char *url, uint32
     if (!p)
         return W_NONE;
     memcpy(p, rec, sizeof(rec));
-    memcpy(p + sizeof(rec), url, len);
+    memcpy(p + sizeof(rec), r->str + url, len);
     return request_commit(r, (uint32_t)sizeof(rec) + len);
 }
 
@@ -397,8 +398,8 @@ static void redirect(struct worker *w, struct request *r)
         return request_complete(w, r);
     }
     /* The hop that just ended: the submitted URL first, then what Location said. */
-    hop = r->redirects ? chain_add(r, r->status, r->str + r->wire, r->wire_len)
-                       : chain_add(r, r->status, r->str + r->url, r->url_len);
+    hop = r->redirects ? chain_add(r, r->status, r->wire, r->wire_len)
+                       : chain_add(r, r->status, r->url, r->url_len);
     off = request_append(r, wire, (uint32_t)wlen);
     if (hop == W_NONE || off == W_NONE)
         goto nomem;
