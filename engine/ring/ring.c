@@ -376,6 +376,24 @@ int ring_wait(struct rf_ring *r, unsigned want, int64_t max_us)
     return 0;
 }
 
+void ring_expire(struct rf_ring *r)
+{
+    for (unsigned i = 0; i < r->nqueues; i++) {
+        struct dq_node *d;
+
+        while ((d = dq_due(r->queue[i].q, r->now))) {
+            dq_del(d);
+            r->queue[i].fn(r->queue[i].ctx, d);
+        }
+    }
+    for (unsigned i = 0; i < r->ntimers; i++) {
+        int64_t t = r->timer[i].next(r->timer[i].ctx);
+
+        if (t >= 0 && t <= (int64_t)r->now)
+            r->timer[i].fire(r->timer[i].ctx, r->now);
+    }
+}
+
 unsigned ring_dispatch(struct rf_ring *r, unsigned max)
 {
     struct io_uring_cqe *cqe;
@@ -392,20 +410,7 @@ unsigned ring_dispatch(struct rf_ring *r, unsigned max)
             break;
     }
     io_uring_cq_advance(&r->uring, n);
-    for (unsigned i = 0; i < r->nqueues; i++) {
-        struct dq_node *d;
-
-        while ((d = dq_due(r->queue[i].q, r->now))) {
-            dq_del(d);
-            r->queue[i].fn(r->queue[i].ctx, d);
-        }
-    }
-    for (unsigned i = 0; i < r->ntimers; i++) {
-        int64_t t = r->timer[i].next(r->timer[i].ctx);
-
-        if (t >= 0 && t <= (int64_t)r->now)
-            r->timer[i].fire(r->timer[i].ctx, r->now);
-    }
+    ring_expire(r);
     return n;
 }
 

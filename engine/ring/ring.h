@@ -120,6 +120,9 @@ int ring_wait(struct rf_ring *r, unsigned want, int64_t max_us);
  * sources that are due. Returns how many completions there were.
  */
 unsigned ring_dispatch(struct rf_ring *r, unsigned max);
+/* The second half of ring_dispatch(): expire the deadline queues and fire the timer
+ * sources due at r->now (tests drive it with a clock of their own). */
+void ring_expire(struct rf_ring *r);
 
 /* ---- provided buffers ---- */
 

@@ -64,26 +64,8 @@ static inline unsigned drive_drain(struct worker *wk)
 }
 
 /* Expire what is due at the ring's (standing) clock, as ring_dispatch() does after the
- * completions: the registered deadline queues, then the timer sources. */
-static inline void drive_timers(struct worker *wk)
-{
-    struct rf_ring *r = &wk->ring;
-
-    for (unsigned i = 0; i < r->nqueues; i++) {
-        struct dq_node *d;
-
-        while ((d = dq_due(r->queue[i].q, r->now))) {
-            dq_del(d);
-            r->queue[i].fn(r->queue[i].ctx, d);
-        }
-    }
-    for (unsigned i = 0; i < r->ntimers; i++) {
-        int64_t t = r->timer[i].next(r->timer[i].ctx);
-
-        if (t >= 0 && t <= (int64_t)r->now)
-            r->timer[i].fire(r->timer[i].ctx, r->now);
-    }
-}
+ * completions. */
+static inline void drive_timers(struct worker *wk) { ring_expire(&wk->ring); }
 
 /*
  * Admit a request as admission does (window_take(), request_admit()) and begin it as
