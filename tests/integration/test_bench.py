@@ -30,7 +30,9 @@ def test_duration_and_schema(ctx):
         assert key in j, key
     assert j["threads"] == 2 and j["requests"] > 100, j
     assert abs(j["rps"] - j["requests"] / j["duration_s"]) < 1, j
-    assert j["open_at_end"] == 16, j
+    # nginx closes a connection after 1,000 requests (keepalive_requests): one may be
+    # reconnecting when the run ends
+    assert j["peak_open"] == 16 and 16 - j["open_at_end"] <= min(2, j["connects"] - 16), j
 
 
 def test_text_report_like_wrk(ctx):
