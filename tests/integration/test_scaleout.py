@@ -804,7 +804,9 @@ def test_slurm_submit_script(ctx):
 
 FAKE_SSH = r'''#!/bin/sh
 # ssh stand-in for GNU parallel --ssh: each "host" is a directory of $FAKE_SSH_ROOT, the
-# remote command runs there with bash -c, as ssh runs it in the login directory.
+# remote command runs there with bash -c, as ssh runs it in the login directory. Like
+# sshd it sets SHELL (the login shell): parallel's remote wrapper runs the job with
+# $SHELL, and the tests' own environment may not have it.
 echo "$*" >>"$FAKE_SSH_ROOT/ssh.log"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -816,6 +818,7 @@ done
 host=${1#*@}
 shift
 [ "${1:-}" = -- ] && shift
+export SHELL=/bin/bash
 mkdir -p "$FAKE_SSH_ROOT/$host" && cd "$FAKE_SSH_ROOT/$host" && exec /bin/bash -c "$*"
 '''
 
