@@ -199,7 +199,8 @@ typedef struct rf_config {
     unsigned concurrency;        /* slots: requests at once, 1..RF_MAX_CONCURRENCY. 100 */
     unsigned threads;            /* ring threads sharing the slots and the window; 1 */
     unsigned window;             /* ordered-result window, up to RF_MAX_WINDOW; 0 =
-                                    64 * concurrency, at least 4096, at most 1048576 */
+                                    64 * concurrency (256 * with retries), at least
+                                    4096, at most 1048576 */
     unsigned connect_timeout_ms; /* connect and TLS handshake, per address. 10000 */
     unsigned timeout_ms;         /* whole request, from admission to last byte. 30000 */
     uint64_t max_body;           /* body bytes read before RF_ERR_TOO_LARGE; 0 = no cap */

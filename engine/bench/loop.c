@@ -155,9 +155,17 @@ static void reconnect(struct bthread *t, struct bconn *c, int pause)
         connect_bconn(t, c);
 }
 
-/* Requests that got no answer in time: counted as timeouts and kept in the latencies. */
+/* Requests that got no answer in time: counted as timeouts and kept in the latencies.
+ * The timer was armed when the batch began, a little before the closed loop's send stamp:
+ * a request whose stamp is younger than the timeout waits out the rest. */
 static void time_out(struct bthread *t, struct bconn *c)
 {
+    uint64_t full = t->b->cfg->timeout_ms * 1000ull, first = c->t_due[c->ohead];
+
+    if (first + full > t->ring.now) {
+        dq_add_at(&t->timeouts, &c->timer, first + full);
+        return;
+    }
     for (uint32_t i = 0; i < c->outstanding; i++) {
         uint64_t due = c->t_due[(c->ohead + i) % t->b->pipeline];
 

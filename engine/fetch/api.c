@@ -243,9 +243,13 @@ static int make_tls(rf_engine *e)
     return e->cfg.ca_file ? -1 : 0;
 }
 
-static unsigned default_window(unsigned concurrency)
+/* 64 rows per slot; 256 with retries, whose back-off (seconds) holds a row's place while
+ * the rows behind it go on finishing: a smaller window would stop admission meanwhile.
+ * Entries are made as the window fills, so memory follows use. cfg is the engine's copy,
+ * whole whatever layout the caller had. */
+static unsigned default_window(const rf_config *cfg)
 {
-    uint64_t w = (uint64_t)concurrency * 64;
+    uint64_t w = (uint64_t)cfg->concurrency * (cfg->retries ? 256 : 64);
 
     return w < 4096 ? 4096 : w > (1u << 20) ? 1u << 20 : (unsigned)w;
 }
@@ -296,7 +300,7 @@ rf_error rf_engine_create(rf_engine **out, const rf_config *cfg)
         rf_engine_destroy(e);
         return (rf_error)ret;
     }
-    if (window_init(&e->win, cfg->window ? cfg->window : default_window(cfg->concurrency)) ||
+    if (window_init(&e->win, e->cfg.window ? e->cfg.window : default_window(&e->cfg)) ||
         !(e->scratch = malloc(ADMIT_SCRATCH)))
         goto nomem;
     nw = cfg->threads ? cfg->threads : 1;
