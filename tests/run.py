@@ -351,6 +351,8 @@ def run_integration(ctx, name, fn, path, timeout, tally, verbose):
         error = e
     if error is None:
         tally.report("PASS", name)
+        if verbose and captured.getvalue().strip():  # what a test measured, when asked
+            print(captured.getvalue().rstrip(), flush=True)
         return
     detail = describe_failure(error, path, verbose)
     out = captured.getvalue()
@@ -368,7 +370,8 @@ def main():
     ap.add_argument("--build", required=True, help="build directory (holds ringfetch, tests/)")
     ap.add_argument("-k", dest="patterns", action="append", default=[],
                     help="run only tests whose name contains PATTERN (repeatable)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="full tracebacks, and what passing tests print")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                     help="default integration test limit in seconds (60)")
     args = ap.parse_args()
