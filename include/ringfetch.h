@@ -236,7 +236,8 @@ typedef struct rf_config {
                                     closed,429,502,503,504" */
     unsigned retry_delay_ms;     /* base of the exponential backoff (full jitter); 500 */
     unsigned per_host;           /* at most this many requests in flight per host; 0 = any */
-    double host_rate;            /* at most this many requests started per second per host */
+    double host_rate;            /* at most this many requests started per second per host;
+                                    with either set, the engine runs one ring */
 } rf_config;
 
 /* Counters for progress displays, readable between calls to rf_step(). */
