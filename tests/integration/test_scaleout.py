@@ -1037,6 +1037,9 @@ def test_four_pinned_generators_start_together_and_merge(ctx):
     for key, p in (("p50", "50"), ("p99", "99"), ("p999", "99.9")):
         assert m["latency_us"][key] == percentile(union, p, mh["max"]), (key, m["latency_us"])
     assert m["latency_us"]["max"] == mh["max"]
+    print(f"merged: {m['requests']} requests = " + " + ".join(str(g["requests"]) for g in gens)
+          + "; p50/p99/p99.9 " + "/".join(str(m["latency_us"][k]) for k in ("p50", "p99", "p999"))
+          + " us, as recomputed from the union of the four histograms")
     assert abs(m["start_spread_s"] - (max(starts) - min(starts))) < 1e-5, m["start_spread_s"]
     assert abs(m["start_epoch_s"] - min(starts)) < 1e-5
     with open(html) as f:
