@@ -421,6 +421,76 @@ def test_own_url_parse_and_openssl_next_to_libringfetch(ctx):
             ], (mode, order, r.stdout)
 
 
+LLHTTP_PROGRAM = r"""
+#include <stdio.h>
+#include <ringfetch.h>
+
+/* The program's own llhttp, another version than the one inside libringfetch: its entry
+ * points have the same names and do something else. The engine must keep its own. */
+static int calls;
+
+void llhttp_settings_init(void *settings);
+void llhttp_init(void *parser, int type, const void *settings);
+int llhttp_execute(void *parser, const char *data, unsigned long len);
+
+void llhttp_settings_init(void *settings) { (void)settings; calls++; }
+void llhttp_init(void *parser, int type, const void *settings)
+{
+    (void)parser, (void)type, (void)settings;
+    calls++;
+}
+int llhttp_execute(void *parser, const char *data, unsigned long len)
+{
+    (void)parser, (void)data, (void)len;
+    calls++;
+    return 77;
+}
+
+static void on_result(void *userp, const rf_result *r)
+{
+    (void)userp;
+    printf("fetch: %d %s\n", r->status, rf_strerror(r->error));
+}
+
+int main(int argc, char **argv)
+{
+    char parser[512], settings[512];
+    rf_config cfg;
+    rf_engine *eng;
+    rf_error err;
+
+    llhttp_settings_init(settings);
+    llhttp_init(parser, 0, settings);
+    printf("llhttp_execute: %d\n", llhttp_execute(parser, "x", 1));
+    rf_config_init(&cfg);
+    cfg.on_result = on_result;
+    if (argc != 2 || rf_engine_create(&eng, &cfg) != RF_OK)
+        return 1;
+    rf_request req = {.url = argv[1]};
+    rf_submit(eng, &req);
+    err = rf_run(eng);
+    rf_engine_destroy(eng);
+    printf("calls of the program's llhttp: %d\n", calls);
+    return err == RF_OK ? 0 : 1;
+}
+"""
+
+
+def test_own_llhttp_next_to_libringfetch(ctx):
+    """A program with its own llhttp (same function names, other behaviour) links
+    libringfetch static or shared: no clash at link time, the program's calls reach its
+    llhttp, and the engine parses with its own (the fetch is 200, the program's llhttp is
+    called only by the program)."""
+    inst = installed(ctx)
+    url = ctx.nginx.url("/")
+    for mode in ["shared"] + static_modes(inst):
+        exe = inst.build("own-llhttp", LLHTTP_PROGRAM, mode)
+        r = inst.run(exe, [url])
+        assert (r.returncode, r.stderr) == (0, ""), (mode, r.returncode, r.stderr)
+        assert r.stdout.splitlines() == ["llhttp_execute: 77", "fetch: 200 ok",
+                                         "calls of the program's llhttp: 3"], (mode, r.stdout)
+
+
 WOLFSSL_PROGRAM = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>
