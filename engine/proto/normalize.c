@@ -66,7 +66,7 @@ idn:
     return ret;
 }
 
-/* Path and query as browsers send them: spaces and 8-bit bytes percent-encoded. */
+/* Path, query and fragment as browsers write them: spaces and 8-bit bytes percent-encoded. */
 static int put_target(struct out *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -85,7 +85,7 @@ int url_normalize(const char *in, size_t len, const char *default_scheme, char *
                   size_t cap, struct url_userinfo *ui)
 {
     struct out o = {out, 0, cap};
-    size_t sl = scheme_len(in, len), rest, end, h, hend, frag;
+    size_t sl = scheme_len(in, len), rest, end, h, hend;
 
     ui->off = ui->len = 0;
     if (sl) {
@@ -132,12 +132,9 @@ int url_normalize(const char *in, size_t len, const char *default_scheme, char *
         if (put_host(&o, in + h, hend - h))
             return -RF_ERR_INVALID_URL;
     }
-    frag = end;
-    while (frag < len && in[frag] != '#')
-        frag++;
-    /* The port as written (url_parse() checks it), then the target; the fragment stays. */
-    if (put(&o, in + hend, end - hend) || put_target(&o, in + end, frag - end) ||
-        put(&o, in + frag, len - frag))
+    /* The port as written (url_parse() checks it), then the target and the fragment (kept,
+     * though never sent), both encoded as browsers do. */
+    if (put(&o, in + hend, end - hend) || put_target(&o, in + end, len - end))
         return -RF_ERR_INVALID_URL;
     return (int)o.len;
 }

@@ -276,13 +276,18 @@ def test_idn_host_through_dns(ctx):
 
 
 def test_space_and_non_ascii_path_percent_encoded(ctx):
+    """Spaces and non-ASCII in the path and query are sent percent-encoded; in a fragment
+    they are accepted too, and the fragment is not sent."""
     ng = logging_nginx(ctx)
     line = f"http://127.0.0.1:{ng.ports[0]}/a b/café?q=ü&id=enc"
-    rc, rows, err = ctx.fetch(["-q", line])
+    frag = f"http://127.0.0.1:{ng.ports[0]}/f?id=frag#part two é"
+    rc, rows, err = ctx.fetch(["-q", "-c", "1", line, frag])
     assert rc == 0, err
-    assert (rows[0]["url"], rows[0]["status"]) == (line, 200), rows
+    assert [(r["url"], r["status"]) for r in rows] == [(line, 200), (frag, 200)], rows
     log = ng.log_entries(contains="id=enc", count=1)
     assert [e["uri"] for e in log] == ["/a%20b/caf%C3%A9?q=%C3%BC&id=enc"], log
+    log = ng.log_entries(contains="id=frag", count=1)
+    assert [e["uri"] for e in log] == ["/f?id=frag"], log
 
 
 def test_userinfo_becomes_basic_auth(ctx):
