@@ -38,7 +38,7 @@ static int put(struct out *o, const char *s, size_t n)
 {
     if (n > o->cap - o->len)
         return -1;
-    memcpy(o->p + o->len, s, n);
+    memmove(o->p + o->len, s, n); /* put_path() may read from what it writes over */
     o->len += n;
     return 0;
 }
@@ -81,11 +81,62 @@ static int put_target(struct out *o, const char *s, size_t n)
     return 0;
 }
 
+static int starts(const char *p, size_t n, const char *lit)
+{
+    size_t l = strlen(lit);
+
+    return n >= l && memcmp(p, lit, l) == 0;
+}
+
+/* Drop the output's last segment and its "/" (RFC 3986 5.2.4 C). */
+static void drop_segment(struct out *o, size_t start)
+{
+    while (o->len > start && o->p[o->len - 1] != '/')
+        o->len--;
+    if (o->len > start)
+        o->len--;
+}
+
+/* remove_dot_segments (RFC 3986 5.2.4) of path[0..n), appended to o. */
+static int put_path(struct out *o, const char *p, size_t n)
+{
+    size_t start = o->len;
+
+    while (n) {
+        if (starts(p, n, "../") || starts(p, n, "./")) {          /* A */
+            size_t k = p[0] == '.' && p[1] == '.' ? 3 : 2;
+
+            p += k, n -= k;
+        } else if (starts(p, n, "/./")) {                          /* B */
+            p += 2, n -= 2;
+        } else if (n == 2 && starts(p, n, "/.")) {
+            return put(o, "/", 1);
+        } else if (starts(p, n, "/../")) {                         /* C */
+            p += 3, n -= 3;
+            drop_segment(o, start);
+        } else if (n == 3 && starts(p, n, "/..")) {
+            drop_segment(o, start);
+            return put(o, "/", 1);
+        } else if ((n == 1 && p[0] == '.') || (n == 2 && starts(p, n, ".."))) { /* D */
+            return 0;
+        } else {                                                   /* E */
+            size_t seg = 1;
+
+            while (seg < n && p[seg] != '/')
+                seg++;
+            if (put(o, p, seg))
+                return -1;
+            p += seg, n -= seg;
+        }
+    }
+    return 0;
+}
+
 int url_normalize(const char *in, size_t len, const char *default_scheme, char *out,
                   size_t cap, struct url_userinfo *ui)
 {
     struct out o = {out, 0, cap};
-    size_t sl = scheme_len(in, len), rest, end, h, hend;
+    size_t sl = scheme_len(in, len), rest, end, h, hend, pend, at, n;
 
     ui->off = ui->len = 0;
     if (sl) {
@@ -132,9 +183,20 @@ int url_normalize(const char *in, size_t len, const char *default_scheme, char *
         if (put_host(&o, in + h, hend - h))
             return -RF_ERR_INVALID_URL;
     }
-    /* The port as written (url_parse() checks it), then the target and the fragment (kept,
-     * though never sent), both encoded as browsers do. */
-    if (put(&o, in + hend, end - hend) || put_target(&o, in + end, len - end))
+    /* The port as written (url_parse() checks it), then the path without its dot segments
+     * (as curl and browsers send it), query and fragment (kept, though never sent), all
+     * encoded as browsers do. */
+    pend = end;
+    while (pend < len && in[pend] != '?' && in[pend] != '#')
+        pend++;
+    if (put(&o, in + hend, end - hend))
+        return -RF_ERR_INVALID_URL;
+    at = o.len;
+    if (put_target(&o, in + end, pend - end))
+        return -RF_ERR_INVALID_URL;
+    n = o.len - at;
+    o.len = at;
+    if (put_path(&o, o.p + at, n) || put_target(&o, in + pend, len - pend))
         return -RF_ERR_INVALID_URL;
     return (int)o.len;
 }
@@ -189,57 +251,6 @@ int url_basic_auth(const char *userinfo, size_t len, char *out, size_t cap)
 
 /* ---- RFC 3986 5.2: a reference (a Location) resolved against the URL it came from ---- */
 
-static int starts(const char *p, size_t n, const char *lit)
-{
-    size_t l = strlen(lit);
-
-    return n >= l && memcmp(p, lit, l) == 0;
-}
-
-/* Drop the output's last segment and its "/" (RFC 3986 5.2.4 C). */
-static void drop_segment(struct out *o, size_t start)
-{
-    while (o->len > start && o->p[o->len - 1] != '/')
-        o->len--;
-    if (o->len > start)
-        o->len--;
-}
-
-/* remove_dot_segments (RFC 3986 5.2.4) of path[0..n), appended to o. */
-static int put_path(struct out *o, const char *p, size_t n)
-{
-    size_t start = o->len;
-
-    while (n) {
-        if (starts(p, n, "../") || starts(p, n, "./")) {          /* A */
-            size_t k = p[0] == '.' && p[1] == '.' ? 3 : 2;
-
-            p += k, n -= k;
-        } else if (starts(p, n, "/./")) {                          /* B */
-            p += 2, n -= 2;
-        } else if (n == 2 && starts(p, n, "/.")) {
-            return put(o, "/", 1);
-        } else if (starts(p, n, "/../")) {                         /* C */
-            p += 3, n -= 3;
-            drop_segment(o, start);
-        } else if (n == 3 && starts(p, n, "/..")) {
-            drop_segment(o, start);
-            return put(o, "/", 1);
-        } else if ((n == 1 && p[0] == '.') || (n == 2 && starts(p, n, ".."))) { /* D */
-            return 0;
-        } else {                                                   /* E */
-            size_t seg = 1;
-
-            while (seg < n && p[seg] != '/')
-                seg++;
-            if (put(o, p, seg))
-                return -1;
-            p += seg, n -= seg;
-        }
-    }
-    return 0;
-}
-
 int url_resolve(const char *base, size_t blen, const char *ref, size_t rlen, char *out,
                 size_t cap)
 {
@@ -248,7 +259,7 @@ int url_resolve(const char *base, size_t blen, const char *ref, size_t rlen, cha
 
     if (!bs)
         return -1;
-    if (scheme_len(ref, rlen)) /* absolute: as it is (its dots are normalise's business) */
+    if (scheme_len(ref, rlen)) /* absolute: as it is (url_normalize() removes its dots) */
         return put(&o, ref, rlen) ? -1 : (int)rlen;
     ba = bs + 3;
     bpath = ba;

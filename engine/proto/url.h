@@ -44,8 +44,9 @@ struct url_userinfo {
  * A URL as people write it, made into one for url_parse(), written to out (cap bytes):
  * without "scheme://" default_scheme is put in front (NULL: refused); the scheme is
  * lower-cased; userinfo is cut out (*ui says where it was); a host with non-ASCII bytes
- * becomes punycode (IDNA2008, UTS 46 mapping, through libidn2); spaces and bytes >= 0x80
- * in the path and query are percent-encoded as browsers do. Control bytes stay, for
+ * becomes punycode (IDNA2008, UTS 46 mapping, through libidn2); "." and ".." segments
+ * leave the path (RFC 3986 5.2.4); spaces and bytes >= 0x80 in the path, query and
+ * fragment are percent-encoded as browsers do. Control bytes stay, for
  * url_parse() to refuse. out needs at most 3 * len + strlen(default_scheme) + 1024 bytes.
  * Returns the length written or -RF_ERR_INVALID_URL.
  */

@@ -2,7 +2,9 @@
  * fuzz_url.c - url_parse() on arbitrary bytes. The input is not NUL-terminated and sits in a
  * buffer of exactly its size, so AddressSanitizer catches any read past it. On success every
  * offset must stay inside the input and describe what the writer will send; on failure the
- * result must be all zeros. Any broken invariant traps.
+ * result must be all zeros. Then url_normalize() on the same bytes: what it writes fits the
+ * bound its header gives, and normalising that again changes nothing. Any broken invariant
+ * traps.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -116,10 +118,32 @@ static void check_reparse(const uint8_t *s, const struct rf_url *u)
     ENSURE(v.target_len >= 1 && buf[v.target_off] == '/');
 }
 
+/* url_normalize() stays within 3 * len + 1024 + the scheme, and is idempotent. */
+static void check_normalize(const uint8_t *s, size_t size)
+{
+    static char once[3 * RF_URL_MAX + 1024 + 8], twice[sizeof(once)];
+    struct url_userinfo ui;
+    int n, m;
+
+    if (size > RF_URL_MAX)
+        return;
+    n = url_normalize((const char *)s, size, "http", once, 3 * size + 1024 + 4, &ui);
+    if (n < 0) {
+        ENSURE(n == -RF_ERR_INVALID_URL);
+        return;
+    }
+    ENSURE((size_t)n <= 3 * size + 1024 + 4);
+    ENSURE((uint64_t)ui.off + ui.len <= size);
+    m = url_normalize(once, (size_t)n, "http", twice, sizeof(twice), &ui);
+    ENSURE(m == n && memcmp(once, twice, (size_t)n) == 0 && ui.len == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct rf_url u, again;
     int ret;
+
+    check_normalize(data, size);
 
     memset(&u, 0xa5, sizeof(u));
     ret = url_parse((const char *)data, size, &u);

@@ -290,6 +290,20 @@ def test_space_and_non_ascii_path_percent_encoded(ctx):
     assert [e["uri"] for e in log] == ["/f?id=frag"], log
 
 
+def test_dot_segments_removed_as_curl_does(ctx):
+    """"." and ".." path segments are removed before sending (RFC 3986 5.2.4, as curl,
+    httpx and browsers do); not in the query; the row keeps the line as written."""
+    ng = logging_nginx(ctx)
+    base = f"http://127.0.0.1:{ng.ports[0]}"
+    lines = [f"{base}/../a/./b/../c?id=dots1&p=/../x", f"{base}/a/..?id=dots2",
+             f"{base}/.well-known/x..y/.z?id=dots3"]
+    rc, rows, err = ctx.fetch(["-q", "-c", "1"] + lines)
+    assert rc == 0, err
+    assert [(r["url"], r["status"]) for r in rows] == [(l, 200) for l in lines], rows
+    sent = [ng.log_entries(contains=f"id=dots{k}", count=1)[0]["uri"] for k in (1, 2, 3)]
+    assert sent == ["/a/c?id=dots1&p=/../x", "/?id=dots2", "/.well-known/x..y/.z?id=dots3"], sent
+
+
 def test_userinfo_becomes_basic_auth(ctx):
     """user:p%40ss@ is sent as Authorization: Basic (escapes decoded) and left out of the
     row's url; the server sees no credentials in the target."""
