@@ -339,6 +339,33 @@ def test_docs_have_the_fetch_example():
 
 # ----------------------------------------------------- next to same-named libraries
 
+FETCH_ONE = r"""
+static void on_result(void *userp, const rf_result *r)
+{
+    (void)userp;
+    printf("fetch: %d %s\n", r->status, rf_strerror(r->error));
+}
+
+/* url through a new engine, its row printed: 0 when the run ended well. */
+static int fetch_one(const char *url)
+{
+    rf_config cfg;
+    rf_engine *eng;
+    rf_error err;
+
+    rf_config_init(&cfg);
+    cfg.on_result = on_result;
+    if (rf_engine_create(&eng, &cfg) != RF_OK)
+        return 1;
+    rf_request req = {.url = url};
+    rf_submit(eng, &req);
+    err = rf_run(eng);
+    rf_engine_destroy(eng);
+    return err == RF_OK ? 0 : 1;
+}
+"""
+
+
 CLASH_PROGRAM = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -346,7 +373,7 @@ CLASH_PROGRAM = r"""
 #include <string.h>
 #include <openssl/ssl.h>
 #include <ringfetch.h>
-
+""" + FETCH_ONE + r"""
 /* The engine has a url_parse() of its own, with other arguments and meaning. */
 int url_parse(const char *s);
 int url_parse(const char *s)
@@ -363,20 +390,11 @@ static const char *library_of(void *fn)
     return strrchr(info.dli_fname, '/') ? strrchr(info.dli_fname, '/') + 1 : info.dli_fname;
 }
 
-static void on_result(void *userp, const rf_result *r)
-{
-    (void)userp;
-    printf("fetch: %d %s\n", r->status, rf_strerror(r->error));
-}
-
 int main(int argc, char **argv)
 {
     SSL_SESSION *sess = SSL_SESSION_new();
     unsigned int len = 0;
     const unsigned char *id;
-    rf_config cfg;
-    rf_engine *eng;
-    rf_error err;
     int set;
 
     printf("url_parse: %d\n", url_parse("http://x/"));
@@ -385,16 +403,7 @@ int main(int argc, char **argv)
     printf("SSL_SESSION_set1_id_context: %d %.*s %s\n", set, (int)len, (const char *)id,
            library_of((void *)SSL_SESSION_set1_id_context));
     SSL_SESSION_free(sess);
-
-    rf_config_init(&cfg);
-    cfg.on_result = on_result;
-    if (argc != 2 || rf_engine_create(&eng, &cfg) != RF_OK)
-        return 1;
-    rf_request req = {.url = argv[1]};
-    rf_submit(eng, &req);
-    err = rf_run(eng);
-    rf_engine_destroy(eng);
-    return err == RF_OK ? 0 : 1;
+    return argc == 2 ? fetch_one(argv[1]) : 1;
 }
 """
 
@@ -424,7 +433,7 @@ def test_own_url_parse_and_openssl_next_to_libringfetch(ctx):
 LLHTTP_PROGRAM = r"""
 #include <stdio.h>
 #include <ringfetch.h>
-
+""" + FETCH_ONE + r"""
 /* The program's own llhttp, another version than the one inside libringfetch: its entry
  * points have the same names and do something else. The engine must keep its own. */
 static int calls;
@@ -446,32 +455,17 @@ int llhttp_execute(void *parser, const char *data, unsigned long len)
     return 77;
 }
 
-static void on_result(void *userp, const rf_result *r)
-{
-    (void)userp;
-    printf("fetch: %d %s\n", r->status, rf_strerror(r->error));
-}
-
 int main(int argc, char **argv)
 {
     char parser[512], settings[512];
-    rf_config cfg;
-    rf_engine *eng;
-    rf_error err;
+    int ret;
 
     llhttp_settings_init(settings);
     llhttp_init(parser, 0, settings);
     printf("llhttp_execute: %d\n", llhttp_execute(parser, "x", 1));
-    rf_config_init(&cfg);
-    cfg.on_result = on_result;
-    if (argc != 2 || rf_engine_create(&eng, &cfg) != RF_OK)
-        return 1;
-    rf_request req = {.url = argv[1]};
-    rf_submit(eng, &req);
-    err = rf_run(eng);
-    rf_engine_destroy(eng);
+    ret = argc == 2 ? fetch_one(argv[1]) : 1;
     printf("calls of the program's llhttp: %d\n", calls);
-    return err == RF_OK ? 0 : 1;
+    return ret;
 }
 """
 
