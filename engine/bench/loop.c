@@ -160,10 +160,10 @@ static void reconnect(struct bthread *t, struct bconn *c, int pause)
  * a request whose stamp is younger than the timeout waits out the rest. */
 static void time_out(struct bthread *t, struct bconn *c)
 {
-    uint64_t full = t->b->cfg->timeout_ms * 1000ull, first = c->t_due[c->ohead];
+    uint64_t until = c->t_due[c->ohead] + t->timeouts.delay;
 
-    if (first + full > t->ring.now) {
-        dq_add_at(&t->timeouts, &c->timer, first + full);
+    if (until > t->ring.now) {
+        dq_add_at(&t->timeouts, &c->timer, until);
         return;
     }
     for (uint32_t i = 0; i < c->outstanding; i++) {
