@@ -11,7 +11,8 @@ SECONDS, ROUNDS times; medians are printed. Client CPU is user+sys of the client
 
 Closed loop (c64, c256, c1000, 64k, p16): wrk, h2load and ringfetch as fast as they can;
 c64 and c256 also run gcannon (an io_uring load generator: $GCANNON, else built once from
-$GCANNON_SRC, default ../shared/peers/gcannon beside the checkout; skipped with a note when neither is there).
+$GCANNON_SRC, default ../shared/peers/gcannon beside the checkout; skipped with a note when
+neither is there).
 
 The tls* cases use a second nginx, set up the same way but HTTPS (TLS 1.2 and 1.3, session
 cache and tickets on) with a certificate from a test CA made at run time. ringfetch gets
